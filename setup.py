@@ -1,0 +1,32 @@
+"""ament_python package: colcon builds it, and `make setup` installs it into .venv."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "unimrseg_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=["unimrseg_core", "unimrseg_core.*", "unimrseg_ros", "unimrseg_ros.*"]),
+    package_data={"unimrseg_core": ["py.typed"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="UniMRSeg-ROS maintainers",
+    maintainer_email="maintainers@unimrseg-ros.org",
+    description="Robust multimodal (RGB, depth, thermal) segmentation for ROS 2 under missing or degraded sensors.",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    entry_points={
+        "console_scripts": [
+            "unimrseg = unimrseg_core.cli:main",
+        ],
+    },
+)

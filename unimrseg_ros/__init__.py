@@ -1,0 +1,1 @@
+"""Thin ROS 2 wrappers around :mod:`unimrseg_core` (nodes, message conversion, bag tools)."""
