@@ -21,7 +21,7 @@ setup(
     zip_safe=False,
     maintainer="UniMRSeg-ROS maintainers",
     maintainer_email="maintainers@unimrseg-ros.org",
-    description="Robust multimodal (RGB, depth, thermal) segmentation for ROS 2 under missing or degraded sensors.",
+    description="Robust RGB/depth/thermal segmentation for ROS 2 under missing or degraded sensors.",
     license="Apache-2.0",
     python_requires=">=3.10",
     entry_points={

@@ -65,8 +65,10 @@ class Sample:
             if array is None:
                 continue
             if array.ndim != ndim or array.dtype != dtype:
-                raise ValueError(f"{source}: {name} must be {ndim}-D {np.dtype(dtype).name}, "
-                                 f"got {array.ndim}-D {array.dtype}")
+                raise ValueError(
+                    f"{source}: {name} must be {ndim}-D {np.dtype(dtype).name}, "
+                    f"got {array.ndim}-D {array.dtype}"
+                )
             if name == "rgb" and array.shape[2] != 3:
                 raise ValueError(f"{source}: rgb must have 3 channels, got {array.shape[2]}")
             if tuple(array.shape[:2]) != size:

@@ -1,0 +1,141 @@
+"""Fixtures shared by the whole test suite.
+
+This module must stay importable without ROS: it never imports rclpy at module level,
+so the core tests run in an environment without it.
+
+ROS isolation: every test that talks over DDS gets its own ``ROS_DOMAIN_ID``, with
+discovery restricted to this host (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``), so
+tests never see each other, a concurrent test run, or a live robot on the network.
+Domain ids are reserved with an exclusive lock file per id, held for the test's
+duration, so two pytest processes on one machine never pick the same id.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEST_DIR = Path(__file__).resolve().parent
+
+# Fast DDS participant profile that shortens late-joiner discovery (see the XML file).
+FASTDDS_PROFILE = TEST_DIR / "fastdds_fast_discovery.xml"
+
+# Domain ids whose DDS ports are valid and stay out of Linux's ephemeral port range
+# (https://docs.ros.org/en/rolling/Concepts/Intermediate/About-Domain-ID.html).
+# 0 is left out: it is every ROS user's default domain.
+VALID_DOMAIN_IDS: tuple[int, ...] = (*range(1, 102), *range(215, 233))
+
+_LOCK_DIR = Path(tempfile.gettempdir()) / "unimrseg_ros_test_domains"
+_counter = itertools.count()
+
+
+class _DomainLease:
+    """An exclusively locked ``ROS_DOMAIN_ID``, unique among all processes using this fixture."""
+
+    def __init__(self) -> None:
+        _LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        # Start where this process and this call point, so concurrent runs rarely even contend.
+        start = (os.getpid() * 7 + next(_counter)) % len(VALID_DOMAIN_IDS)
+        for step in range(len(VALID_DOMAIN_IDS)):
+            domain_id = VALID_DOMAIN_IDS[(start + step) % len(VALID_DOMAIN_IDS)]
+            fd = os.open(_LOCK_DIR / f"{domain_id}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.domain_id = domain_id
+            self._fd = fd
+            return
+        raise RuntimeError(f"all {len(VALID_DOMAIN_IDS)} ROS domain ids are in use by other test processes")
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+def _ament_prefix_path() -> str:
+    """AMENT_PREFIX_PATH that includes this venv (rclpy finds its rmw and types through it)."""
+    current = os.environ.get("AMENT_PREFIX_PATH", "")
+    if not current:
+        return sys.prefix
+    if sys.prefix in current.split(os.pathsep):
+        return current
+    return os.pathsep.join([sys.prefix, current])
+
+
+def ros_vars(domain_id: int) -> dict[str, str]:
+    """The ROS environment variables a test process (or child process) needs."""
+    return {
+        "ROS_DOMAIN_ID": str(domain_id),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "ROS_STATIC_PEERS": "",
+        "AMENT_PREFIX_PATH": _ament_prefix_path(),
+        "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(FASTDDS_PROFILE),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository (package source) root."""
+    return REPO_ROOT
+
+
+@pytest.fixture
+def make_ros_env() -> Iterator[Callable[[], dict[str, str]]]:
+    """Factory: each call returns a full child-process environment on a NEW unique domain id.
+
+    For tests that need several isolated domains (e.g. proving domains do not see each
+    other). The ids stay reserved until the test ends.
+    """
+    leases: list[_DomainLease] = []
+
+    def make() -> dict[str, str]:
+        lease = _DomainLease()
+        leases.append(lease)
+        return {**os.environ, **ros_vars(lease.domain_id)}
+
+    yield make
+    for lease in leases:
+        lease.release()
+
+
+@pytest.fixture
+def ros_env(make_ros_env: Callable[[], dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for child processes on this test's own ROS domain, also applied in-process.
+
+    Pass it as ``env=`` to subprocesses; in-process rclpy (``rclpy.init()`` after this
+    fixture) sees the same domain. ``int(ros_env["ROS_DOMAIN_ID"])`` is the domain id.
+    """
+    env = make_ros_env()
+    for key, value in ros_vars(int(env["ROS_DOMAIN_ID"])).items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def rclpy_context(ros_env: dict[str, str]) -> Iterator[object]:
+    """An initialised rclpy ``Context`` on this test's domain, shut down afterwards.
+
+    Create nodes with ``rclpy.create_node(name, context=rclpy_context)`` and executors
+    with ``SingleThreadedExecutor(context=rclpy_context)``.
+    """
+    import rclpy  # imported here: only tests that ask for a context need ROS
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=int(ros_env["ROS_DOMAIN_ID"]))
+    try:
+        yield context
+    finally:
+        if context.ok():
+            rclpy.shutdown(context=context)

@@ -1,0 +1,220 @@
+"""`colcon build` of the package in a fresh workspace installs everything `ros2 run` / launch need.
+
+The package is copied (without .venv, build outputs, .git, test) into
+``<tmp>/ws/src/unimrseg_ros`` and built with the venv's colcon; build, install and log
+directories all live under the temporary directory, so the repository is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from glob import glob
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "unimrseg_ros"
+PYTHON_PACKAGES = ("unimrseg_core", "unimrseg_ros")
+# What colcon needs to build the package; everything else (tests, venv, outputs) stays out.
+COPIED = (
+    "package.xml",
+    "setup.py",
+    "setup.cfg",
+    "resource",
+    "launch",
+    "config",
+    *PYTHON_PACKAGES,
+    "LICENSE",
+    "README.md",
+)
+REQUIRED = ("package.xml", "setup.py", "setup.cfg", "resource", *PYTHON_PACKAGES)
+# Probe files added to the copy, so the launch/config install rules are exercised even
+# while launch/ (or config/) has no files of its own yet.
+PROBES = {
+    "launch/zz_colcon_probe.launch.py": '"""colcon test probe."""\n',
+    "config/zz_colcon_probe.yaml": "colcon_test_probe: true\n",
+}
+SITE_PACKAGES = Path("lib") / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+@dataclass(frozen=True)
+class Build:
+    src: Path
+    install: Path  # <install-base>/unimrseg_ros (colcon's default isolated layout)
+    output: str
+
+    @property
+    def share(self) -> Path:
+        return self.install / "share" / PACKAGE
+
+    @property
+    def site_packages(self) -> Path:
+        return self.install / SITE_PACKAGES
+
+
+def copy_package(dest: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in COPIED:
+        source = REPO_ROOT / name
+        if not source.exists():
+            assert name not in REQUIRED, f"{name} is missing from the package source"
+            continue
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=ignore)
+        else:
+            shutil.copy2(source, dest / name)
+    for rel, text in PROBES.items():
+        (dest / rel).parent.mkdir(exist_ok=True)
+        (dest / rel).write_text(text)
+
+
+def hermetic_env(tmp: Path) -> dict[str, str]:
+    """This environment without any sourced ROS/colcon workspace, and no user colcon defaults."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"AMENT_PREFIX_PATH", "COLCON_PREFIX_PATH", "CMAKE_PREFIX_PATH", "PYTHONPATH"}
+    }
+    env["COLCON_HOME"] = str(tmp / "colcon_home")
+    return env
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    tmp = tmp_path_factory.mktemp("colcon")
+    src = tmp / "ws" / "src" / PACKAGE
+    src.mkdir(parents=True)
+    copy_package(src)
+    colcon = Path(sys.prefix) / "bin" / "colcon"
+    assert colcon.is_file(), f"{colcon} is missing: `make setup` installs colcon-common-extensions"
+    # colcon's --log-base is a global option: it goes before the verb.
+    cmd = [
+        str(colcon),
+        "--log-base",
+        str(tmp / "log"),
+        "build",
+        "--base-paths",
+        str(tmp / "ws" / "src"),
+        "--build-base",
+        str(tmp / "build"),
+        "--install-base",
+        str(tmp / "install"),
+        "--executor",
+        "sequential",
+        "--event-handlers",
+        "console_cohesion+",
+        "desktop_notification-",
+    ]
+    result = subprocess.run(
+        cmd,
+        cwd=tmp,
+        env=hermetic_env(tmp),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = f"$ {' '.join(cmd)}\n--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+    assert result.returncode == 0, f"colcon build failed (rc={result.returncode})\n{output}"
+    assert f"Finished <<< {PACKAGE}" in result.stdout, output
+    return Build(src=src, install=tmp / "install" / PACKAGE, output=output)
+
+
+def installed_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.is_file()) if directory.is_dir() else []
+
+
+@pytest.mark.timeout(360)
+def test_package_xml_and_ament_index_marker_installed(build: Build) -> None:
+    assert (build.share / "package.xml").read_bytes() == (REPO_ROOT / "package.xml").read_bytes(), (
+        build.output
+    )
+    marker = build.install / "share" / "ament_index" / "resource_index" / "packages" / PACKAGE
+    assert marker.is_file(), (
+        f"no ament index marker at {marker}: `ros2 run` cannot find the package\n{build.output}"
+    )
+
+
+@pytest.mark.timeout(360)
+@pytest.mark.parametrize(("subdir", "pattern"), [("config", "*.yaml"), ("launch", "*.launch.py")])
+def test_config_and_launch_files_installed(build: Build, subdir: str, pattern: str) -> None:
+    expected = sorted(Path(p).name for p in glob(str(build.src / subdir / pattern)))
+    probe = next(Path(rel).name for rel in PROBES if rel.startswith(f"{subdir}/"))
+    assert probe in expected  # the probe keeps this check meaningful with no real files yet
+    assert installed_files(build.share / subdir) == expected, build.output
+    for name in expected:
+        assert (build.share / subdir / name).read_bytes() == (build.src / subdir / name).read_bytes()
+
+
+@pytest.mark.timeout(360)
+def test_every_python_module_installed(build: Build) -> None:
+    # A source directory without __init__.py is silently left out by find_packages().
+    expected = sorted(
+        str(p.relative_to(build.src))
+        for package in PYTHON_PACKAGES
+        for p in (build.src / package).rglob("*")
+        if p.is_file() and (p.suffix == ".py" or p.name == "py.typed")
+    )
+    installed = sorted(
+        str(p.relative_to(build.site_packages))
+        for package in PYTHON_PACKAGES
+        for p in (build.site_packages / package).rglob("*")
+        if p.is_file() and (p.suffix == ".py" or p.name == "py.typed")
+    )
+    missing = sorted(set(expected) - set(installed))
+    assert not missing, f"source files not installed by colcon (missing __init__.py?): {missing}"
+    assert installed == expected
+
+
+@pytest.mark.timeout(360)
+def test_unimrseg_console_script_installed_where_ros2_run_looks(build: Build) -> None:
+    script = build.install / "lib" / PACKAGE / "unimrseg"
+    assert script.is_file(), (
+        f"no {script}; installed under lib/: {sorted(str(p) for p in (build.install / 'lib').rglob('*'))}\n"
+        f"{build.output}"
+    )
+    assert os.access(script, os.X_OK), f"{script} is not executable"
+    assert not (build.install / "bin" / "unimrseg").exists(), "scripts belong in lib/<pkg>/, not bin/"
+
+
+@pytest.mark.timeout(360)
+def test_installed_unimrseg_script_runs_from_the_install(build: Build, tmp_path: Path) -> None:
+    # What the workspace's setup.sh would export; run outside the repo so only the install is imported.
+    env = hermetic_env(tmp_path)
+    env["PYTHONPATH"] = str(build.site_packages)
+    env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(build.install), sys.prefix])
+    where = subprocess.run(
+        [sys.executable, "-c", "import unimrseg_core, unimrseg_ros; print(unimrseg_core.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()).is_relative_to(build.site_packages), where.stdout
+
+    script = build.install / "lib" / PACKAGE / "unimrseg"
+    result = subprocess.run(
+        [str(script), "--help"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"`unimrseg --help` failed (rc={result.returncode})\n{result.stdout}\n{result.stderr}"
+    )
+    assert "usage" in result.stdout.lower(), result.stdout

@@ -1,0 +1,267 @@
+"""Per-dataset conversion options (8-bit depth / thermal visualisations -> metres / kelvin).
+
+The defaults live in ``config/datasets.yaml`` (one section per reader kind); a user's
+``config=`` (a YAML file with the same keys, or a mapping) is merged over them, so a
+dataset whose depth is stored the other way round needs one line, not code.
+Unknown keys are errors naming the file and key, so a typo never falls back to a
+default silently.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+import numpy as np
+import yaml
+
+from unimrseg_core.data.readers.errors import DatasetError
+
+__all__ = [
+    "DATASETS_FILE",
+    "DatasetOptions",
+    "DepthOptions",
+    "ThermalOptions",
+    "config_dir",
+    "load_options",
+    "load_yaml",
+]
+
+DATASETS_FILE: Final[str] = "datasets.yaml"
+_PACKAGE: Final[str] = "unimrseg_ros"
+_USER: Final[str] = "<config argument>"
+
+
+def config_dir() -> Path:
+    """The package's ``config/`` folder: the source tree (editable install) or ``share/``.
+
+    ``UNIMRSEG_CONFIG_DIR`` overrides it; otherwise the source checkout is tried first,
+    then ``<prefix>/share/unimrseg_ros/config`` of this install, the venv and every
+    entry of ``AMENT_PREFIX_PATH`` (colcon).
+    """
+    env = os.environ.get("UNIMRSEG_CONFIG_DIR")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve()
+    source_root = here.parents[3]
+    if (source_root / "package.xml").is_file():
+        candidates.append(source_root / "config")
+    prefixes = [*here.parents, Path(sys.prefix)]
+    prefixes += [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    candidates += [p / "share" / _PACKAGE / "config" for p in prefixes]
+    for candidate in candidates:
+        if (candidate / DATASETS_FILE).is_file():
+            return candidate
+    raise DatasetError(
+        candidates[0] if candidates else DATASETS_FILE,
+        f"cannot find {DATASETS_FILE}; set UNIMRSEG_CONFIG_DIR to the package's config folder",
+    )
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; a missing file or a syntax error names the file."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except OSError as e:
+        raise DatasetError(path, f"cannot read: {e.strerror or e}") from e
+    except yaml.YAMLError as e:
+        raise DatasetError(path, f"invalid YAML: {e}") from e
+
+
+def _number(section: Mapping[str, Any], key: str, source: str, where: str) -> float:
+    value = section[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise DatasetError(source, f"{where}.{key}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _check_keys(
+    section: Any,
+    allowed: tuple[str, ...],
+    source: str,
+    where: str,
+    *,
+    complete: bool = False,
+) -> Mapping[str, Any]:
+    """A mapping with only ``allowed`` keys (and all of them when ``complete``)."""
+    if not isinstance(section, Mapping):
+        raise DatasetError(source, f"{where}: expected a mapping, got {type(section).__name__}")
+    unknown = sorted(str(k) for k in section if k not in allowed)
+    if unknown:
+        raise DatasetError(source, f"{where}.{unknown[0]}: unknown key; valid: {', '.join(allowed)}")
+    missing = [k for k in allowed if k not in section] if complete else []
+    if missing:
+        raise DatasetError(source, f"{where}.{missing[0]}: missing key")
+    return section
+
+
+@dataclass(frozen=True)
+class DepthOptions:
+    """How stored depth becomes metres.
+
+    - 8-bit (a normalised visualisation, as in RGB-D SOD sets): a linear map of
+      0..255 onto ``near_m..far_m``; ``bright`` says which end 255 is (``near`` for
+      disparity-like maps). Such depth is only RELATIVE: the true range is unknown.
+      ``zero_invalid`` makes raw 0 "no return" (0 m) instead of a depth.
+    - 16-bit: ``value * scale_16bit`` metres (0.001 = millimetres); 0 stays invalid.
+    - float: taken as metres; NaN / inf become 0 (invalid).
+    """
+
+    near_m: float
+    far_m: float
+    bright: str
+    zero_invalid: bool
+    scale_16bit: float
+
+    KEYS: ClassVar[tuple[str, ...]] = ("near_m", "far_m", "bright", "zero_invalid", "scale_16bit")
+
+    @classmethod
+    def from_mapping(cls, section: Any, source: str, where: str = "depth") -> DepthOptions:
+        section = _check_keys(section, cls.KEYS, source, where, complete=True)
+        if section["bright"] not in ("near", "far"):
+            raise DatasetError(source, f"{where}.bright: expected 'near' or 'far', got {section['bright']!r}")
+        if not isinstance(section["zero_invalid"], bool):
+            raise DatasetError(source, f"{where}.zero_invalid: expected true or false")
+        options = cls(
+            near_m=_number(section, "near_m", source, where),
+            far_m=_number(section, "far_m", source, where),
+            bright=section["bright"],
+            zero_invalid=section["zero_invalid"],
+            scale_16bit=_number(section, "scale_16bit", source, where),
+        )
+        if not 0.0 <= options.near_m < options.far_m:
+            raise DatasetError(
+                source, f"{where}: need 0 <= near_m < far_m, got {options.near_m}, {options.far_m}"
+            )
+        if options.scale_16bit <= 0:
+            raise DatasetError(source, f"{where}.scale_16bit: must be > 0")
+        return options
+
+    def to_metres(self, raw: np.ndarray, path: str | Path) -> np.ndarray:
+        """Stored depth (single channel) -> ``HxW`` float32 metres, 0 = invalid."""
+        if raw.dtype == np.uint8:
+            fraction = raw.astype(np.float32) * np.float32(1.0 / 255.0)
+            if self.bright == "near":
+                fraction = 1.0 - fraction
+            metres = np.float32(self.near_m) + fraction * np.float32(self.far_m - self.near_m)
+            if self.zero_invalid:
+                metres[raw == 0] = 0.0
+            return metres.astype(np.float32, copy=False)
+        if raw.dtype == np.uint16:
+            return raw.astype(np.float32) * np.float32(self.scale_16bit)
+        if raw.dtype.kind == "f":
+            metres = raw.astype(np.float32)
+            metres[~np.isfinite(metres)] = 0.0
+            return metres
+        raise DatasetError(path, f"depth must be 8-bit, 16-bit or float, got {raw.dtype}")
+
+
+@dataclass(frozen=True)
+class ThermalOptions:
+    """How an 8-bit thermal visualisation becomes kelvin: grey 0..255 -> ``low_k..high_k``.
+
+    The cameras' automatic gain changes this range from frame to frame, so the
+    result is only RELATIVE temperature in a plausible band, not a measurement.
+    """
+
+    low_k: float
+    high_k: float
+
+    KEYS: ClassVar[tuple[str, ...]] = ("low_k", "high_k")
+
+    @classmethod
+    def from_mapping(cls, section: Any, source: str, where: str = "thermal") -> ThermalOptions:
+        section = _check_keys(section, cls.KEYS, source, where, complete=True)
+        options = cls(**{key: _number(section, key, source, where) for key in cls.KEYS})
+        if not 0.0 < options.low_k < options.high_k:
+            raise DatasetError(
+                source, f"{where}: need 0 < low_k < high_k, got {options.low_k}, {options.high_k}"
+            )
+        return options
+
+    def to_kelvin(self, raw: np.ndarray, path: str | Path) -> np.ndarray:
+        """8-bit grey -> ``HxW`` float32 kelvin."""
+        if raw.dtype != np.uint8:
+            raise DatasetError(
+                path,
+                f"thermal must be an 8-bit visualisation, got {raw.dtype} (radiometric "
+                "16-bit counts need a camera-specific conversion)",
+            )
+        scale = np.float32((self.high_k - self.low_k) / 255.0)
+        return (np.float32(self.low_k) + raw.astype(np.float32) * scale).astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """The merged options of one reader; ``sources`` are the files they came from."""
+
+    depth: DepthOptions | None
+    thermal: ThermalOptions | None
+    classmap: Path | None
+    sources: tuple[str, ...]
+
+
+def _layer(data: Any, source: str, base_dir: Path, sections: tuple[str, ...], where: str) -> dict[str, Any]:
+    """One config layer checked for unknown keys, with a relative classmap made absolute."""
+    if data is None:
+        return {}
+    data = dict(_check_keys(data, sections, source, where))
+    if "classmap" in data:
+        if not isinstance(data["classmap"], str | Path):
+            raise DatasetError(source, f"{where}.classmap: expected a file name")
+        data["classmap"] = (base_dir / Path(data["classmap"]).expanduser()).resolve()
+    return data
+
+
+def load_options(
+    kind: str,
+    sections: tuple[str, ...],
+    config: str | Path | Mapping[str, Any] | None,
+) -> DatasetOptions:
+    """Defaults for ``kind`` from ``config/datasets.yaml``, with ``config`` merged over them.
+
+    ``sections`` are the keys this reader understands (``depth``, ``thermal``,
+    ``classmap``). ``config`` is a YAML file or a mapping with those keys (a relative
+    ``classmap`` is resolved against the file's folder, or the working directory).
+    """
+    defaults_file = config_dir() / DATASETS_FILE
+    all_defaults = load_yaml(defaults_file) or {}
+    if not isinstance(all_defaults, Mapping) or kind not in all_defaults:
+        raise DatasetError(defaults_file, f"no section {kind!r}")
+    layers = [_layer(all_defaults[kind], str(defaults_file), defaults_file.parent, sections, kind)]
+    sources = [str(defaults_file)]
+    if isinstance(config, str | Path):
+        path = Path(config)
+        layers.append(_layer(load_yaml(path), str(path), path.parent, sections, "config"))
+        sources.append(str(path))
+    elif config is not None:
+        layers.append(_layer(config, _USER, Path.cwd(), sections, "config"))
+        sources.append(_USER)
+
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for layer, source in zip(layers, sources, strict=True):
+        for key, value in layer.items():
+            if (
+                key in ("depth", "thermal")
+                and isinstance(value, Mapping)
+                and isinstance(merged.get(key), Mapping)
+            ):
+                _check_keys(value, DepthOptions.KEYS if key == "depth" else ThermalOptions.KEYS, source, key)
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+            origin[key] = source
+    return DatasetOptions(
+        depth=DepthOptions.from_mapping(merged["depth"], origin["depth"]) if "depth" in merged else None,
+        thermal=ThermalOptions.from_mapping(merged["thermal"], origin["thermal"])
+        if "thermal" in merged
+        else None,
+        classmap=merged.get("classmap"),
+        sources=tuple(sources),
+    )
