@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-stamp
 # rclpy looks packages up through the ament index; in a venv the prefix is the venv.
 export AMENT_PREFIX_PATH := $(abspath $(VENV))
 
-.PHONY: setup test test-fast lint format lock preview bench clean
+.PHONY: setup test test-fast lint format lock demo preview bench clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,14 @@ format: setup
 lock: setup
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^(rclpy|rcutils|rmw_dds_common|[a-z_]+_msgs|[a-z_]+_interfaces|rosidl_[a-z_]+|std_srvs)==' > constraints.new
 	@echo "review constraints.new, then move it over constraints.txt (keep the pip/setuptools lines)"
+
+## The README's main command. Today (part 1): a 40-scene dataset and the contact sheet
+## of the procedural world under demo_out/. Later parts grow it into the live ROS demo.
+demo: setup
+	rm -rf demo_out/world
+	$(BIN)/unimrseg data generate --out demo_out/world --n 40 --seed 7 --size 240x320 --workers 2
+	$(BIN)/unimrseg data preview --out demo_out/contact_sheet.png --seed 0
+	@echo "demo: scenes in demo_out/world, contact sheet in demo_out/contact_sheet.png"
 
 preview: setup
 	$(BIN)/unimrseg data preview --out docs/contact_sheet.png

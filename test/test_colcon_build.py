@@ -185,36 +185,64 @@ def test_unimrseg_console_script_installed_where_ros2_run_looks(build: Build) ->
     assert not (build.install / "bin" / "unimrseg").exists(), "scripts belong in lib/<pkg>/, not bin/"
 
 
+# Runs an installed script with the venv's editable-install finder removed (it would
+# otherwise resolve any unimrseg_core.* submodule missing from the install to the
+# repository's copy), then checks every unimrseg module came from the install.
+RUN_FROM_INSTALL = """
+import runpy, sys
+site_packages, script, *args = sys.argv[1:]
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
+sys.path_hooks[:] = [h for h in sys.path_hooks if not getattr(h, "__module__", "").startswith("__editable__")]
+sys.path_importer_cache.clear()
+sys.argv = [script, *args]
+try:
+    runpy.run_path(script, run_name="__main__")
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+outside = sorted(
+    f"{name} from {getattr(module, '__file__', None)}"
+    for name, module in list(sys.modules.items())
+    if name.partition(".")[0] in ("unimrseg_core", "unimrseg_ros")
+    and not str(getattr(module, "__file__", None) or "").startswith(site_packages)
+)
+if outside:
+    print("imported from outside the install:", outside, file=sys.stderr)
+    sys.exit(97)
+sys.exit(code)
+"""
+
+
 @pytest.mark.timeout(360)
 def test_installed_unimrseg_script_runs_from_the_install(build: Build, tmp_path: Path) -> None:
     # What the workspace's setup.sh would export; run outside the repo so only the install is imported.
     env = hermetic_env(tmp_path)
     env["PYTHONPATH"] = str(build.site_packages)
     env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(build.install), sys.prefix])
-    where = subprocess.run(
-        [sys.executable, "-c", "import unimrseg_core, unimrseg_ros; print(unimrseg_core.__file__)"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert where.returncode == 0, where.stderr
-    assert Path(where.stdout.strip()).is_relative_to(build.site_packages), where.stdout
-
     script = build.install / "lib" / PACKAGE / "unimrseg"
-    result = subprocess.run(
-        [str(script), "--help"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+
+    def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            cmd,
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    # As `ros2 run unimrseg_ros unimrseg --help` runs it: through its shebang.
+    direct = run([str(script), "--help"])
+    assert direct.returncode == 0, (
+        f"`unimrseg --help` failed (rc={direct.returncode})\n{direct.stdout}\n{direct.stderr}"
     )
-    assert result.returncode == 0, (
-        f"`unimrseg --help` failed (rc={result.returncode})\n{result.stdout}\n{result.stderr}"
+    assert "usage" in direct.stdout.lower(), direct.stdout
+    # Same script, proving it needs nothing but the install (not the repo's editable copy).
+    isolated = run([sys.executable, "-c", RUN_FROM_INSTALL, str(build.site_packages), str(script), "--help"])
+    assert isolated.returncode == 0, (
+        f"`unimrseg --help` from the install alone failed (rc={isolated.returncode})\n"
+        f"{isolated.stdout}\n{isolated.stderr}"
     )
-    assert "usage" in result.stdout.lower(), result.stdout
+    assert isolated.stdout == direct.stdout

@@ -16,6 +16,7 @@ import numpy as np
 
 from unimrseg_core.data.render import Ideal
 from unimrseg_core.data.scene import GROUND, Scene
+from unimrseg_core.data.textures import gaussian_noise
 
 __all__ = ["depth_sensor", "rgb_camera", "thermal_camera"]
 
@@ -53,10 +54,10 @@ def rgb_camera(scene: Scene, ideal: Ideal, rng: np.random.Generator) -> np.ndarr
     srgb = _tone_curve(x)
     night = light.sun == 0
     read, shot = (0.045, 0.05) if night else (0.006, 0.012)
-    noise = rng.standard_normal((h, w, 3), dtype=np.float32)
+    noise = gaussian_noise(rng, (h, w, 3))
     srgb += noise * (read + shot * np.sqrt(srgb))
     if night:  # chroma noise of a high-gain sensor
-        srgb += rng.standard_normal((h, w, 1), dtype=np.float32) * 0.02
+        srgb += gaussian_noise(rng, (h, w, 1)) * 0.02
     return np.clip(srgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -70,7 +71,7 @@ def depth_sensor(scene: Scene, ideal: Ideal, rng: np.random.Generator) -> np.nda
     valid = np.isfinite(z) & (z >= 0.3) & (z <= max_range)
     zf = np.where(valid, z, 0).astype(np.float32)
     sigma = (0.004 + (0.003 if fog else 0.0015) * zf * zf).astype(np.float32)
-    zf = zf + rng.standard_normal((h, w), dtype=np.float32) * sigma
+    zf = zf + gaussian_noise(rng, (h, w)) * sigma
 
     # returns: glass, dark paint, hair and puddles fail in blobs rather than salt-and-pepper
     mat = np.where(g.mat >= 0, g.mat, 0)
@@ -104,5 +105,5 @@ def thermal_camera(scene: Scene, ideal: Ideal, rng: np.random.Generator) -> np.n
     r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
     t = t - 0.4 * r2  # vignetting (lens housing)
     t = t + rng.normal(0, 0.08, (1, w)).astype(np.float32)  # column fixed-pattern noise
-    t = t + rng.standard_normal((h, w), dtype=np.float32) * 0.05  # NETD ~50 mK
+    t = t + gaussian_noise(rng, (h, w)) * 0.05  # NETD ~50 mK
     return (np.round(t * 100.0) / 100.0).astype(np.float32)
