@@ -31,14 +31,14 @@ from tqdm import tqdm
 from unimrseg_core.data.generator import SceneGenerator
 from unimrseg_core.data.readers.errors import DatasetError
 from unimrseg_core.data.readers.images import read_image
-from unimrseg_core.data.sample import Sample
+from unimrseg_core.data.sample import ARRAYS, Sample
 from unimrseg_core.modalities import model_metadata
 
 __all__ = ["FORMAT", "GeneratedDataset", "write_dataset", "write_sample"]
 
 FORMAT: Final = "unimrseg-world"
 VERSION: Final = 1
-FOLDERS: Final = ("rgb", "depth", "thermal", "label", "saliency")
+FOLDERS: Final = ARRAYS  # one folder per array
 ENCODINGS: Final = {
     "rgb": "png uint8 RGB",
     "depth": "png uint16 millimetres, 0 = invalid",

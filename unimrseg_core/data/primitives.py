@@ -41,13 +41,13 @@ def ray_box(
     for axis in range(3):
         below = origin[axis] < lo[axis]
         plane = np.where(below, lo[axis], hi[axis])
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # axis-parallel rays: inf, and inf * 0
             tf = (plane - origin[axis]) / d[axis]
-        ok = (below | (origin[axis] > hi[axis])) & (tf > _EPS)
-        for other in range(3):
-            if other != axis:
-                c = origin[other] + tf * d[other]
-                ok &= (c >= lo[other]) & (c <= hi[other])
+            ok = (below | (origin[axis] > hi[axis])) & (tf > _EPS)
+            for other in range(3):
+                if other != axis:
+                    c = origin[other] + tf * d[other]
+                    ok &= (c >= lo[other]) & (c <= hi[other])
         np.copyto(t, tf, where=ok)
         np.copyto(face, np.where(below, np.int8(2 * axis + 1), np.int8(2 * axis + 2)), where=ok)
     return t, _FACE_NORMALS[face]

@@ -94,16 +94,14 @@ def _ground(scene: Scene, g: GBuffer) -> None:
     t[t > _FAR] = np.inf
     hit = np.isfinite(t)
     tt = np.where(hit, t, 0)
-    off = np.abs(cam.x_m + tt * dirs[..., 0] - gr.road_x)
-    mat = np.full(t.shape, gr.verge_mat, dtype=np.int32)
-    if gr.road_half > 0:
-        mat[off < gr.road_half + gr.sidewalk] = gr.sidewalk_mat
-        mat[off < gr.road_half] = gr.road_mat
-        if gr.marking_mat != gr.road_mat:
-            pz = cam.z_m + tt * dirs[..., 2]
-            dashed = (off < 0.08) & (np.mod(pz, 6.0) < 3.0)
-            kerb_line = np.abs(off - (gr.road_half - 0.25)) < 0.07
-            mat[dashed | kerb_line] = gr.marking_mat
+    x = cam.x_m + tt * dirs[..., 0]
+    mat = gr.material_at(x)
+    if gr.road_half > 0 and gr.marking_mat != gr.road_mat:
+        off = np.abs(x - gr.road_x)
+        pz = cam.z_m + tt * dirs[..., 2]
+        dashed = (off < 0.08) & (np.mod(pz, 6.0) < 3.0)
+        kerb_line = np.abs(off - (gr.road_half - 0.25)) < 0.07
+        mat[dashed | kerb_line] = gr.marking_mat
     mat[~hit] = -1
     g.t[:] = t
     g.mat[:] = mat
@@ -291,6 +289,7 @@ def _table(materials: list[Material]) -> dict[str, np.ndarray]:
         "tile": np.array([m.tile for m in materials], np.int32),
         "scale": np.array([m.tex_scale for m in materials], np.float32),
         "offset": np.arange(len(materials), dtype=np.float32) * 37.0,
+        "ground_paint": np.array([m.ground_paint for m in materials], bool),
     }
 
 
@@ -324,15 +323,21 @@ def render(scene: Scene) -> Ideal:
     ray_len = np.sqrt(np.einsum("...i,...i->...", dirs, dirs))
     dist = t0 * ray_len
     window, window_lit = _windows(scene, g, p)
-    a, b = _surface_coords(p, g.normal)
+    # camouflage paint imitates the lit ground: shade and texture it as if it faced up
+    shade_normal = g.normal
+    painted = tab["ground_paint"][mat] & ~sky
+    if painted.any():
+        shade_normal = g.normal.copy()
+        shade_normal[painted] = (0.0, -1.0, 0.0)
+    a, b = _surface_coords(p, shade_normal)
     tex = _texture(tab, mat, a, b)
-    lambert = g.normal @ light.sun_dir
+    lambert = shade_normal @ light.sun_dir
     np.maximum(lambert, 0, out=lambert)
     sunlit = light.sun * lambert * (1.0 - 0.85 * g.shadow)
 
     # ---- RGB radiance: albedo x (sun + sky ambient + lamps); decals replace albedo and normal
     decal = g.decal_mat >= 0
-    rgb_mat, rgb_tex, rgb_sun, rgb_up = mat, tex, sunlit, g.normal[..., 1]
+    rgb_mat, rgb_tex, rgb_sun, rgb_up = mat, tex, sunlit, shade_normal[..., 1]
     if decal.any():
         dm, dn = g.decal_mat[decal], g.decal_normal[decal]
         rgb_mat = mat.copy()
@@ -347,8 +352,8 @@ def render(scene: Scene) -> Ideal:
     for pos, power in light.lamps:
         to_lamp = pos.astype(np.float32) - p
         d2 = np.einsum("...i,...i->...", to_lamp, to_lamp) + np.float32(1e-3)
-        cos = np.einsum("...i,...i->...", g.normal, to_lamp) / np.sqrt(d2)
-        irr += power * np.maximum(cos, 0) / (1.0 + d2 / 6.0)
+        cos = np.einsum("...i,...i->...", shade_normal, to_lamp) / np.sqrt(d2)
+        irr += power * np.maximum(cos, 0) / (1.0 + d2 / 2.0)
     radiance = tab["albedo"][rgb_mat]
     radiance *= (irr * (1.0 + tab["texture"][rgb_mat] * rgb_tex))[..., None]
     radiance[window] = 0.03 + 0.25 * light.sky_horizon * max(light.ambient * 2, 0.02)

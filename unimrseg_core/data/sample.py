@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 from unimrseg_core.modalities import MODALITIES, mask_array
+
+# every per-pixel array a sample can carry, in a fixed order
+ARRAYS: Final[tuple[str, ...]] = (*MODALITIES, "label", "saliency")
 
 __all__ = ["Sample"]
 
@@ -43,7 +46,7 @@ class Sample:
     @property
     def size(self) -> tuple[int, int]:
         """(H, W) shared by every array of the sample."""
-        for name in (*MODALITIES, "label", "saliency"):
+        for name in ARRAYS:
             array = getattr(self, name)
             if array is not None:
                 return int(array.shape[0]), int(array.shape[1])

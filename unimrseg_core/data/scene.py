@@ -84,6 +84,8 @@ class Material:
     tex_scale: float = 40.0  # texels per metre
     depth_return: float = 1.0  # chance that the depth sensor gets a valid return
     emission: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.float32))
+    # camouflage paint: in RGB the surface is shaded and textured as the lit ground it stands on
+    ground_paint: bool = False
 
 
 @dataclass
@@ -110,6 +112,15 @@ class Ground:
     sidewalk_mat: int
     verge_mat: int
     puddle_mat: int
+
+    def material_at(self, x: np.ndarray | float) -> np.ndarray:
+        """Material under lateral position(s) x: road, then sidewalk, then verge (markings aside)."""
+        off = np.abs(np.asarray(x, dtype=np.float32) - self.road_x)
+        return np.where(
+            off < self.road_half,
+            self.road_mat,
+            np.where(off < self.road_half + self.sidewalk, self.sidewalk_mat, self.verge_mat),
+        ).astype(np.int32)
 
 
 @dataclass
@@ -327,7 +338,7 @@ def _bush(b: _Builder, x: float, z: float, gy: float, length: float) -> None:
     b.add(Ellipsoid((x, gy - h * 0.45, z), (0.6, h * 0.7, length / 2)), leaves, VEGETATION, inst, ragged=0.4)
 
 
-def _obstacle(b: _Builder, x: float, z: float, gy: float, ground_mat: Material) -> None:
+def _obstacle(b: _Builder, x: float, z: float, gy: float, ground: Ground) -> None:
     """Cone, crate, barrier, or a box painted like the ground (visible in depth, not in RGB)."""
     rng = b.rng
     inst = b.instance(OBSTACLE)
@@ -353,7 +364,8 @@ def _obstacle(b: _Builder, x: float, z: float, gy: float, ground_mat: Material) 
                 tile=3,
                 tex_scale=40,
             )
-        else:  # same colour and texture as the ground it stands on; cooler than sun-baked asphalt
+        else:  # painted like the ground it stands on; cooler than sun-baked asphalt
+            ground_mat = b.materials[int(ground.material_at(x))]
             srgb = tuple(int(c) for c in np.clip((ground_mat.albedo ** (1 / 2.2)) * 255, 0, 255))
             mat = b.material(
                 srgb,
@@ -363,6 +375,7 @@ def _obstacle(b: _Builder, x: float, z: float, gy: float, ground_mat: Material) 
                 tile=ground_mat.tile,
                 tex_scale=ground_mat.tex_scale,
                 jitter=0.02,
+                ground_paint=True,
             )
         b.add(
             Box((x - size[0] / 2, gy - size[1], z - size[2] / 2), (x + size[0] / 2, gy, z + size[2] / 2)),
@@ -541,7 +554,6 @@ def _populate(b: _Builder, layout: str, g: Ground, gy: float) -> list[tuple[int,
         inst, geom = _billboard(b, x, rng.uniform(6, 30), gy, facing_x)
         carriers.append((inst, "board_x" if facing_x else "board_z", (*geom, side)))
     # people on pavements and crossing, obstacles on the ground
-    ground_mat = b.materials[g.road_mat]
     for _ in range(int(rng.integers(1, 9))):
         if layout == "street" and rng.random() < 0.7:
             x = rng.choice([-1, 1]) * rng.uniform(g.road_half + 0.3, edge - 0.3)
@@ -550,7 +562,7 @@ def _populate(b: _Builder, layout: str, g: Ground, gy: float) -> list[tuple[int,
         _person(b, x, rng.uniform(2.5, 35), gy, scale=0.65 if rng.random() < 0.12 else 1.0)
     for _ in range(int(rng.integers(0, 7))):
         x = rng.uniform(-max(g.road_half, 4), max(g.road_half, 4))
-        _obstacle(b, x, rng.uniform(2.5, 25), gy, ground_mat)
+        _obstacle(b, x, rng.uniform(2.5, 25), gy, g)
     return carriers
 
 
@@ -616,7 +628,7 @@ def _lighting(rng: np.random.Generator, lighting: str, cam: Camera, lamps: list[
             _lin((25, 28, 45)),
             0.003,
             _lin((20, 22, 35)),
-            rng.uniform(2.5, 4.0),
+            rng.uniform(1.8, 2.6),
             lamp_list,
             None,
         )
