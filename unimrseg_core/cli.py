@@ -1,7 +1,7 @@
 """``unimrseg``: the project's one command line, with subcommands.
 
-Part 1 provides ``data generate`` and ``data preview``; training, evaluation,
-export, engines and bag tools add their subcommands here as they land.
+Subcommands: ``data generate|preview``, ``train``, ``eval``; each area keeps its own
+parser beside its code (``train/cli.py``, ``eval/cli.py``) and registers it here.
 Bad arguments exit with status 2 and a one-line reason, never a traceback.
 """
 
@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     prev.add_argument("--size", type=parse_size, default=(240, 320), help="HEIGHTxWIDTH (default 240x320)")
     prev.add_argument("--per-condition", type=_positive, default=1, help="rows per condition (default 1)")
     prev.set_defaults(func=_cmd_data_preview)
+
+    from unimrseg_core.train.cli import add_parser as add_train
+
+    add_train(groups)
     return parser
 
 

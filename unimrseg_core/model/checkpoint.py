@@ -1,0 +1,102 @@
+"""Saving and loading trained networks: plain tensors + a JSON metadata file beside them.
+
+A checkpoint is ``NAME.pt`` (a state dict, read with ``torch.load(weights_only=True)``,
+so loading a file cannot execute code) and ``NAME.json``: the model config, the
+class table, normalisation, input size, training method/commit/data seed, and the
+sha256 of the ``.pt``. Loading checks that the sha256 and the class table match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unimrseg_core.modalities import model_metadata
+from unimrseg_core.model.config import ModelConfig
+from unimrseg_core.model.network import UniMRSegNet, check_input_size
+
+FORMAT = "unimrseg-checkpoint"
+VERSION = 1
+SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "unimrseg.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, altered or does not match this code."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def metadata_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def save_model(
+    net: UniMRSegNet, path: str | Path, *, input_size: tuple[int, int], extra: dict[str, Any] | None = None
+) -> Path:
+    """Write ``path`` (.pt) and its ``.json`` metadata; returns the .pt path."""
+    check_input_size(*input_size)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": net.cfg.to_dict(),
+        "input_size": list(input_size),
+        "parameters": sum(int(p.numel()) for p in net.parameters()),
+        **model_metadata(),
+        **(extra or {}),
+        "sha256": sha256_file(path),
+    }
+    metadata_path(path).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    meta_file = metadata_path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    if not meta_file.is_file():
+        raise CheckpointError(f"{path}: metadata {meta_file.name} is missing beside it")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{meta_file}: unreadable metadata ({exc})") from exc
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise CheckpointError(f"{meta_file}: not a {FORMAT} v{VERSION} file")
+    return meta
+
+
+def load_model(path: str | Path = SHIPPED, *, device: str | torch.device = "cpu") -> tuple[UniMRSegNet, dict]:
+    """Network in eval mode and its metadata; refuses altered files or a different class table."""
+    path = Path(path)
+    meta = read_metadata(path)
+    if meta.get("sha256") != sha256_file(path):
+        raise CheckpointError(f"{path}: sha256 differs from {metadata_path(path).name}; file altered or torn")
+    current = json.loads(json.dumps(model_metadata()))  # as read back from JSON: tuples become lists
+    for key in ("classes", "normalization", "modalities"):
+        if meta.get(key) != current[key]:
+            raise CheckpointError(f"{path}: its {key} differ from this code's; retrain or use matching code")
+    try:
+        cfg = ModelConfig.from_dict(meta["model"])
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net = UniMRSegNet(cfg)
+        net.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:
+        raise CheckpointError(f"{path}: does not fit the network ({exc})") from exc
+    return net.to(device).eval(), meta

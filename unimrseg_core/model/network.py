@@ -1,0 +1,76 @@
+"""``UniMRSegNet``: equal encoders, masked fusion per stage, adapter, decoder. One forward path.
+
+Contract (see ``modalities`` and DESIGN.md): inputs ``rgb [B,3,H,W]``,
+``depth [B,1,H,W]``, ``thermal [B,1,H,W]`` normalised to [0, 1], and
+``modality_mask [B,3]`` (1 = present, at least one per row); outputs
+``seg_logits [B,C,H,W]`` and ``saliency [B,1,H,W]`` (a probability). H and W must
+be multiples of ``STRIDE``. Absent inputs are replaced by zeros inside the network
+(even NaN), so their values cannot change the result.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from unimrseg_core.modalities import MODALITIES, MODALITY_CHANNELS
+from unimrseg_core.model.adapter import ReverseAttentionAdapter
+from unimrseg_core.model.config import STRIDE, ModelConfig
+from unimrseg_core.model.decoder import Decoder
+from unimrseg_core.model.encoder import ModalityEncoder
+from unimrseg_core.model.fusion import StageFusion
+
+INPUT_NAMES = (*MODALITIES, "modality_mask")
+OUTPUT_NAMES = ("seg_logits", "saliency")
+
+
+class UniMRSegNet(nn.Module):
+    def __init__(self, cfg: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or ModelConfig()
+        self.encoders = nn.ModuleDict(
+            {m: ModalityEncoder(MODALITY_CHANNELS[m], self.cfg) for m in MODALITIES}
+        )
+        self.fusions = nn.ModuleList(StageFusion(w, self.cfg.attention_dim) for w in self.cfg.widths)
+        self.adapters = nn.ModuleList(ReverseAttentionAdapter(w) for w in self.cfg.widths)
+        self.decoder = Decoder(self.cfg)
+
+    def encoder_modules(self) -> list[nn.Module]:
+        """Everything stage 3 freezes: the per-modality encoders and the fusion between them."""
+        return [self.encoders, self.fusions]
+
+    def run(
+        self,
+        rgb: torch.Tensor,
+        depth: torch.Tensor,
+        thermal: torch.Tensor,
+        modality_mask: torch.Tensor,
+        with_recon: bool = False,
+    ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """All intermediate results training needs: ``fused`` (per stage, before the adapter),
+        ``adapted`` (after it), head logits, and ``recon`` when asked."""
+        mask = modality_mask.to(rgb.dtype)
+        feats = []
+        for i, x in enumerate((rgb, depth, thermal)):
+            present = mask[:, i].reshape(-1, 1, 1, 1) > 0.5
+            feats.append(torch.where(present, x, torch.zeros_like(x)))
+        fused, adapted = [], []
+        for s, fusion in enumerate(self.fusions):
+            feats = [self.encoders[m].stages[s](f) for m, f in zip(MODALITIES, feats, strict=True)]
+            feats, f = fusion(feats, mask)
+            fused.append(f)
+            adapted.append(self.adapters[s](f))
+        out: dict[str, torch.Tensor | list[torch.Tensor]] = dict(self.decoder(adapted, with_recon))
+        out["fused"], out["adapted"] = fused, adapted
+        return out
+
+    def forward(
+        self, rgb: torch.Tensor, depth: torch.Tensor, thermal: torch.Tensor, modality_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.run(rgb, depth, thermal, modality_mask)
+        return out["seg_logits"], torch.sigmoid(out["saliency_logits"])  # type: ignore[arg-type]
+
+
+def check_input_size(height: int, width: int) -> None:
+    if height % STRIDE or width % STRIDE or height <= 0 or width <= 0:
+        raise ValueError(f"input size {height}x{width} must be positive multiples of {STRIDE}")

@@ -1,0 +1,71 @@
+"""Losses of the three stages. All take and return torch tensors; reductions are means."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F  # noqa: N812 (the universal torch idiom)
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from unimrseg_core.modalities import IGNORE_INDEX, MODALITIES
+
+
+def reconstruction(pred: torch.Tensor, inputs: dict[str, torch.Tensor], ssim_weight: float) -> torch.Tensor:
+    """L1 + ``ssim_weight`` * (1 - SSIM) between the predicted and the complete normalised inputs."""
+    target = torch.cat([inputs[m] for m in MODALITIES], 1)
+    l1 = (pred - target).abs().mean()
+    if ssim_weight == 0:
+        return l1
+    ssim = structural_similarity_index_measure(pred, target, data_range=1.0, kernel_size=7)
+    return l1 + ssim_weight * (1.0 - ssim)
+
+
+def segmentation(logits: torch.Tensor, label: torch.Tensor, dice_weight: float) -> torch.Tensor:
+    """Cross-entropy + soft Dice over classes present in the batch (ignoring IGNORE_INDEX)."""
+    ce = F.cross_entropy(logits, label, ignore_index=IGNORE_INDEX)
+    if dice_weight == 0:
+        return ce
+    valid = (label != IGNORE_INDEX).unsqueeze(1)
+    prob = logits.softmax(1) * valid
+    onehot = F.one_hot(label.clamp(max=logits.shape[1] - 1), logits.shape[1]).permute(0, 3, 1, 2) * valid
+    inter = (prob * onehot).sum((0, 2, 3))
+    total = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    present = onehot.sum((0, 2, 3)) > 0
+    dice = 1.0 - (2 * inter[present] + 1.0) / (total[present] + 1.0)
+    return ce + dice_weight * dice.mean()
+
+
+def saliency(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE + soft IoU, the usual pair for salient-object detection."""
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum((1, 2, 3))
+    union = (prob + target - prob * target).sum((1, 2, 3))
+    iou = 1.0 - (inter + 1.0) / (union + 1.0)
+    return bce + iou.mean()
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent (SimCLR): row i of z1 and row i of z2 are a positive pair, all other 2N-2 rows negatives."""
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    sim = z @ z.T / temperature
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, target)
+
+
+def prediction_consistency(
+    seg_logits: torch.Tensor,
+    sal_logits: torch.Tensor,
+    teacher_seg: torch.Tensor,
+    teacher_sal: torch.Tensor,
+) -> torch.Tensor:
+    """KL to the complete-input teacher's class distribution + BCE to its saliency probability."""
+    kl = F.kl_div(seg_logits.log_softmax(1), teacher_seg.softmax(1), reduction="none").sum(1).mean()
+    bce = F.binary_cross_entropy_with_logits(sal_logits, torch.sigmoid(teacher_sal))
+    return kl + bce
+
+
+def feature_consistency(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+    """Mean squared distance between multi-level features, per level then averaged."""
+    return torch.stack([F.mse_loss(s, t) for s, t in zip(student, teacher, strict=True)]).mean()

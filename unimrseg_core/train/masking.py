@@ -1,0 +1,72 @@
+"""Input damage for training: whole-modality dropout and UniMRSeg's hybrid shuffled masking.
+
+Inputs are dicts of normalised tensors (``rgb``, ``depth``, ``thermal``,
+``modality_mask``) as in ``data.tensors``. Every function returns new tensors and
+draws from the given ``torch.Generator``, so a step's damage is reproducible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from unimrseg_core.modalities import COMBINATIONS, MODALITIES
+
+Batch = dict[str, torch.Tensor]
+
+
+def random_combinations(batch_size: int, gen: torch.Generator) -> torch.Tensor:
+    """``[B, 3]`` masks, each row one of the 7 non-empty combinations, uniformly."""
+    table = torch.from_numpy(np.stack([c.mask for c in COMBINATIONS]).astype(np.float32))
+    return table[torch.randint(len(COMBINATIONS), (batch_size,), generator=gen)]
+
+
+def keep_k_masks(batch_size: int, drop_prob: float, gen: torch.Generator) -> torch.Tensor:
+    """Stage 1's modality drop: with ``drop_prob`` keep k ~ U{1..3} random modalities, else all."""
+    m = len(MODALITIES)
+    mask = torch.ones(batch_size, m)
+    drop = torch.rand(batch_size, generator=gen) < drop_prob
+    for b in torch.nonzero(drop).flatten().tolist():
+        k = int(torch.randint(1, m + 1, (1,), generator=gen))
+        keep = torch.randperm(m, generator=gen)[:k]
+        mask[b] = 0.0
+        mask[b, keep] = 1.0
+    return mask
+
+
+def apply_mask(inputs: Batch, mask: torch.Tensor) -> Batch:
+    """Zero the images of absent modalities and set ``modality_mask``."""
+    out = {m: inputs[m] * mask[:, i].reshape(-1, 1, 1, 1) for i, m in enumerate(MODALITIES)}
+    out["modality_mask"] = mask
+    return out
+
+
+def patch_masks(
+    batch_size: int, height: int, width: int, ratio: float, patch: int, gen: torch.Generator
+) -> torch.Tensor:
+    """``[B, M, H, W]`` keep-masks (1 keep, 0 masked) with ``ratio`` of patch cells masked per modality.
+
+    The masks of one sample are drawn for M modalities and then shuffled across them
+    (hybrid *shuffled* masking): which modality loses which region is random, so no
+    modality can learn that its own holes are always in the same places relative to
+    the others'.
+    """
+    m = len(MODALITIES)
+    gh, gw = -(-height // patch), -(-width // patch)
+    cells = (torch.rand(batch_size, m, gh, gw, generator=gen) >= ratio).float()
+    order = torch.argsort(torch.rand(batch_size, m, generator=gen), dim=1)
+    cells = torch.gather(cells, 1, order[:, :, None, None].expand_as(cells))
+    full = cells.repeat_interleave(patch, 2).repeat_interleave(patch, 3)
+    return full[:, :, :height, :width]
+
+
+def hybrid_shuffled_masking(
+    inputs: Batch, drop_prob: float, ratio: float, patch: int, gen: torch.Generator
+) -> Batch:
+    """Stage 1 input: modalities dropped (keep k ~ U{1..3} with ``drop_prob``), then shuffled patch masks."""
+    b, _, h, w = inputs["rgb"].shape
+    damaged = apply_mask(inputs, keep_k_masks(b, drop_prob, gen))
+    keep = patch_masks(b, h, w, ratio, patch, gen).to(inputs["rgb"].device)
+    for i, m in enumerate(MODALITIES):
+        damaged[m] = damaged[m] * keep[:, i : i + 1]
+    return damaged

@@ -1,0 +1,340 @@
+"""The training loop: phases in order, resumable, seeded, DDP-ready, with a CSV log and loss curves.
+
+Outputs under ``out_dir``: ``state.pt`` (resume point: weights, optimiser, phase,
+step), ``metrics.csv``, ``curves.png``, ``phase_<name>.pt`` after each phase, and
+the final ``model.pt`` + ``model.json`` (see ``model.checkpoint``). Run under
+``torchrun --nproc_per_node N`` for data-parallel training (gloo on CPU, NCCL on
+CUDA): each rank draws its own batches, gradients are averaged.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from unimrseg_core.model.checkpoint import save_model
+from unimrseg_core.model.network import UniMRSegNet
+from unimrseg_core.train.batches import batches, ensure_pool
+from unimrseg_core.train.config import StageConfig, TrainConfig
+from unimrseg_core.train.stages import STEPS, TrainNet
+
+log = logging.getLogger(__name__)
+
+# metrics.csv columns: every phase logs a subset of the loss parts, blank elsewhere
+LOG_COLUMNS = (
+    "phase",
+    "step",
+    "loss",
+    "recon",
+    "seg",
+    "sal",
+    "contrastive",
+    "pred_cons",
+    "feat_cons",
+    "lr",
+    "sec_per_step",
+)
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def ranks_agree(self, module: torch.nn.Module) -> bool:
+        """True when every rank holds bit-identical weights (DDP must keep them in lock-step)."""
+        if self.world == 1:
+            return True
+        flat = torch.cat([t.detach().double().flatten().cpu() for t in module.state_dict().values()])
+        mine = torch.stack([flat.sum(), (flat * torch.arange(flat.numel(), dtype=torch.float64)).sum()])
+        if dist.get_backend() == "nccl":
+            mine = mine.cuda()
+        gathered = [torch.zeros_like(mine) for _ in range(self.world)]
+        dist.all_gather(gathered, mine)
+        return all(torch.equal(g, gathered[0]) for g in gathered)
+
+
+def _init_distributed(device: torch.device) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device cuda requested but CUDA is not available")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=40"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def lr_at(step: int, steps: int, base: float) -> float:
+    """Linear warm-up over 5 % of the phase, then cosine down to 5 % of ``base``."""
+    warm = max(1, steps // 20)
+    if step < warm:
+        return base * (step + 1) / warm
+    progress = (step - warm) / max(1, steps - warm)
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _step_generator(cfg: TrainConfig, phase: int, step: int, rank: int) -> torch.Generator:
+    gen = torch.Generator()
+    gen.manual_seed(((cfg.seed * 7919 + phase) * 1_000_003 + step) * 131 + rank)
+    return gen
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, *, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.device = _device(cfg.device)
+        self.dist = _init_distributed(self.device)
+        self.progress = progress and self.dist.main
+        self.out = Path(cfg.out_dir)
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        self.model = TrainNet(UniMRSegNet(cfg.model)).to(self.device)
+        self.state: dict[str, Any] = {"completed": [], "phase": None, "step": 0}
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state_path(self) -> Path:
+        return self.out / "state.pt"
+
+    def _identity(self) -> dict[str, Any]:
+        """What a resumed run must share with the run that wrote the checkpoint."""
+        c = self.cfg.to_dict()
+        return {k: c[k] for k in ("method", "seed", "model", "data", "losses", "stages", "batch_size")}
+
+    def resume(self) -> None:
+        path = self._state_path()
+        if not path.is_file():
+            return
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved["identity"] != self._identity():
+            raise ValueError(
+                f"{path} was written by a different configuration; use another out_dir or --restart"
+            )
+        self.model.load_state_dict(saved["model"])
+        self.state = {"completed": list(saved["completed"]), "phase": saved["phase"], "step": saved["step"]}
+        self._optimizer_state = saved.get("optimizer")
+        if self.dist.main:
+            log.info(
+                "resuming after %s, phase %s step %d", self.state["completed"], saved["phase"], saved["step"]
+            )
+
+    def _save_state(self, optimizer: torch.optim.Optimizer | None) -> None:
+        if not self.dist.main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_path().with_suffix(".tmp")
+        torch.save(
+            {
+                "identity": self._identity(),
+                "model": self.model.state_dict(),
+                "optimizer": optimizer.state_dict() if optimizer else None,
+                **self.state,
+            },
+            tmp,
+        )
+        tmp.replace(self._state_path())
+
+    # ------------------------------------------------------------------ logging
+    def _log_row(self, row: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
+        path = self.out / "metrics.csv"
+        self.out.mkdir(parents=True, exist_ok=True)
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    # ------------------------------------------------------------------ phases
+    def _trainable(self, phase: str) -> list[torch.nn.Parameter]:
+        net = self.model.net
+        frozen = phase == "stage3"
+        for module in net.encoder_modules():
+            for p in module.parameters():
+                p.requires_grad_(not frozen)
+        for p in self.model.projection.parameters():
+            p.requires_grad_(phase == "stage2")
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def _train_mode(self, phase: str) -> None:
+        self.model.train()
+        if phase == "stage3":  # frozen encoder: its BatchNorm statistics stay as stage 2 left them
+            for module in self.model.net.encoder_modules():
+                module.eval()
+
+    def run_phase(self, index: int, name: str, stage: StageConfig) -> None:
+        cfg = self.cfg
+        params = self._trainable(name)
+        optimizer = torch.optim.AdamW(params, lr=stage.lr, weight_decay=cfg.weight_decay)
+        start = 0
+        if self.state["phase"] == name:
+            start = int(self.state["step"])
+            if getattr(self, "_optimizer_state", None):
+                optimizer.load_state_dict(self._optimizer_state)
+        self._optimizer_state = None
+        model: torch.nn.Module = self.model
+        if self.dist.world > 1:
+            model = DistributedDataParallel(self.model, find_unused_parameters=True)
+        step_fn = STEPS[name]
+        self._train_mode(name)
+        bar = tqdm(total=stage.steps, initial=start, desc=name, unit="step", disable=not self.progress)
+        tick = time.perf_counter()
+        data = batches(cfg.data, cfg.batch_size, index, start, stage.steps, self.dist.rank, self.dist.world)
+        for step, batch in zip(range(start, stage.steps), data, strict=False):
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            lr = lr_at(step, stage.steps, stage.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, parts = step_fn(model, batch, cfg, _step_generator(cfg, index, step, self.dist.rank))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"{name} step {step}: loss is {loss.item()}; lower the learning rate"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            bar.update()
+            done = step + 1
+            if done % cfg.log_every == 0 or done == stage.steps:
+                now = time.perf_counter()
+                row = {"phase": name, "step": done, "loss": loss.item(), "lr": lr}
+                row |= {k: float(v) for k, v in parts.items()}
+                row["sec_per_step"] = (now - tick) / cfg.log_every
+                tick = now
+                self._log_row(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}")
+            if done % cfg.checkpoint_every == 0 and done < stage.steps:
+                self.state.update(phase=name, step=done)
+                self._save_state(optimizer)
+        bar.close()
+        if self.dist.world > 1:
+            # BatchNorm statistics of the last step are rank-local (DDP only broadcasts them at the
+            # start of a forward); take rank 0's, as DDP does, so every rank ends identical
+            for buffer in self.model.buffers():
+                dist.broadcast(buffer, 0)
+        self.state["completed"].append(name)
+        self.state.update(phase=None, step=0)
+        self._save_state(None)
+        if self.dist.main:
+            save_model(self.model.net, self.out / f"phase_{name}.pt", input_size=cfg.data.size)
+            plot_curves(self.out / "metrics.csv", self.out / "curves.png")
+        self.dist.barrier()
+
+    def run(self, only: str | None = None) -> Path:
+        """Train every phase not yet completed (or just ``only``); returns the final model path."""
+        cfg = self.cfg
+        if cfg.data.mode == "cache":
+            if self.dist.main:
+                ensure_pool(cfg.data, progress=self.progress)
+            self.dist.barrier()
+        phases = cfg.phases()
+        names = [n for n, _ in phases]
+        if only is not None and only not in names:
+            raise ValueError(f"phase {only!r} is not part of method {cfg.method!r} (phases: {names})")
+        for index, (name, stage) in enumerate(phases):
+            if name in self.state["completed"] or (only is not None and name != only):
+                continue
+            if only is not None:
+                before = names[:index]
+                missing = [n for n in before if n not in self.state["completed"]]
+                if missing:
+                    raise ValueError(f"--stage {only} needs {missing} first (resume from {self.out})")
+            self.run_phase(index, name, stage)
+        final = self.out / "model.pt"
+        agree = self.dist.ranks_agree(self.model.net)
+        if not agree:
+            raise RuntimeError("DDP ranks ended with different weights")
+        if self.dist.main and all(n in self.state["completed"] for n in names):
+            save_model(
+                self.model.net,
+                final,
+                input_size=cfg.data.size,
+                extra={
+                    "training": {
+                        "method": cfg.method,
+                        "commit": git_commit(),
+                        "data_seed": cfg.data.seed,
+                        "world_size": self.dist.world,
+                        "ranks_identical": agree,
+                        "config": cfg.to_dict(),
+                    }
+                },
+            )
+        self.dist.barrier()
+        return final
+
+
+def plot_curves(csv_path: Path, png_path: Path) -> None:
+    """One panel per logged loss, phases side by side on a shared step axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with csv_path.open() as f:
+        rows = list(csv.DictReader(f))
+    series: dict[str, list[tuple[int, float]]] = {}
+    offset, last_phase, last_step = 0, None, 0
+    for rec in rows:
+        if rec["phase"] != last_phase:
+            offset, last_phase = offset + last_step, rec["phase"]
+        last_step = int(rec["step"])
+        for key in LOG_COLUMNS[2:-2]:
+            if rec.get(key):
+                series.setdefault(key, []).append((offset + last_step, float(rec[key])))
+    if not series:
+        return
+    fig, axes = plt.subplots(1, len(series), figsize=(3.2 * len(series), 2.8), squeeze=False)
+    for ax, (key, points) in zip(axes[0], series.items(), strict=True):
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, lw=1)
+        ax.set_title(key)
+        ax.set_xlabel("step (all phases)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
