@@ -20,7 +20,7 @@ class DataConfig:
     size: tuple[int, int] = (240, 320)  # rendered scene = model input size
     crop: tuple[int, int] | None = (128, 160)  # random training crops (scale kept); None = full frames
     mode: str = "cache"  # cache: render `scenes` once into cache_dir, reuse; on_the_fly: fresh scenes
-    scenes: int = 3000  # size of the cached pool
+    scenes: int = 2000  # size of the cached pool
     seed: int = TRAIN_SEED
     cache_dir: str = "~/.cache/unimrseg/scenes"
     workers: int = 2  # processes rendering the pool, or scenes on the fly
