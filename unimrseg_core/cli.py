@@ -104,9 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     prev.add_argument("--per-condition", type=_positive, default=1, help="rows per condition (default 1)")
     prev.set_defaults(func=_cmd_data_preview)
 
+    from unimrseg_core.eval.cli import add_parser as add_eval
     from unimrseg_core.train.cli import add_parser as add_train
 
     add_train(groups)
+    add_eval(groups)
     return parser
 
 

@@ -53,7 +53,7 @@ class TrainConfig:
     seed: int = 0
     out_dir: str = "runs/unimrseg"
     device: str = "auto"  # auto | cpu | cuda
-    batch_size: int = 12  # per process
+    batch_size: int = 8  # per process
     weight_decay: float = 1.0e-4
     log_every: int = 10
     checkpoint_every: int = 100
@@ -63,8 +63,8 @@ class TrainConfig:
     stages: dict[str, StageConfig] = field(
         default_factory=lambda: {
             "stage1": StageConfig(200, 2e-3),
-            "stage2": StageConfig(900, 2e-3),
-            "stage3": StageConfig(400, 1e-3),
+            "stage2": StageConfig(600, 2e-3),
+            "stage3": StageConfig(300, 1e-3),
         }
     )
 

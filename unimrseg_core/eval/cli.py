@@ -1,0 +1,123 @@
+"""``unimrseg eval``: score a checkpoint on the held-out split or a real dataset.
+
+Heavy imports (torch, metrics, plotting) happen inside :func:`run`, so building
+the ``unimrseg`` parser stays fast. Bad arguments, a bad checkpoint or an unusable
+dataset end with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from unimrseg_core.cli import _non_negative, _positive
+from unimrseg_core.eval.formats import FORMATS
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``eval`` subcommand to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    p = subparsers.add_parser(
+        "eval",
+        help="score a checkpoint on every modality combination, condition and robustness protocol",
+        description="mIoU / per-class IoU and saliency S-measure, max F, mean E, MAE for every "
+        "modality combination, per condition, and under the EMM / RMM / NM robustness protocols.",
+    )
+    p.add_argument("--checkpoint", type=Path, help="model .pt (default: the shipped unimrseg_core/weights)")
+    p.add_argument("--json", type=Path, help="write the full result as JSON here")
+    p.add_argument("--plots", type=Path, help="write combinations.png and conditions.png into this folder")
+    p.add_argument("--scenes", type=_positive, help="number of scenes (default: 140 procedural, all real)")
+    p.add_argument(
+        "--protocol-scenes",
+        type=_non_negative,
+        help="the first N scenes get the RMM / NM protocols (default: evaluate.PROTOCOL_SCENES, 21)",
+    )
+    p.add_argument("--batch-size", type=_positive, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--no-protocols", action="store_true", help="skip the RMM / NM passes")
+    p.add_argument("--data", type=Path, help="a real dataset root instead of the procedural test split")
+    p.add_argument("--format", choices=FORMATS, help="layout of --data")
+    p.add_argument("--split", help="split of --data (default: test if the dataset has one, else all)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"unimrseg eval: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    keys = ("miou", "s_measure", "max_f", "e_measure", "mae")
+    table = Table(title=f"unimrseg eval: {result['data'].get('source', '?')}, {result['seconds']:.0f} s")
+    table.add_column("combination")
+    for title in ("mIoU", "S-measure", "max F", "mean E", "MAE"):
+        table.add_column(title, justify="right")
+    for row in result["combinations"]:
+        table.add_row(row["combination"], *(cell(row[k]) for k in keys))
+    Console().print(table)
+    s = result["summary"]
+    print(
+        f"complete ({s['complete_combination']}) mIoU {cell(s['complete_miou'])}, "
+        f"mean over combinations {cell(s['mean_miou'])} (min {cell(s['min_miou'])})"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, evaluate, print a table, write the JSON and plots. Returns the exit status."""
+    if (args.data is None) != (args.format is None):
+        return _fail("--data and --format go together")
+    if args.split is not None and args.data is None:
+        return _fail("--split applies to --data only")
+
+    import torch
+
+    from unimrseg_core.data.splits import TEST_SCENES
+    from unimrseg_core.eval.evaluate import PROTOCOL_SCENES, evaluate
+    from unimrseg_core.eval.plots import write_plots
+    from unimrseg_core.eval.sources import default_split, held_out_split, load_real
+    from unimrseg_core.model.checkpoint import SHIPPED, load_model
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        return _fail("--device cuda: no CUDA device available")
+    checkpoint = args.checkpoint or SHIPPED
+    try:
+        net, meta = load_model(checkpoint, device=args.device)
+        size = (int(meta["input_size"][0]), int(meta["input_size"][1]))
+        if args.data is None:
+            samples = held_out_split(size, args.scenes or TEST_SCENES)
+        else:
+            split = args.split if args.split is not None else default_split(args.data)
+            samples = load_real(args.format, args.data, size, split=split, limit=args.scenes)
+    except (ValueError, KeyError, OSError) as exc:  # CheckpointError and DatasetError are ValueErrors
+        return _fail(str(exc))
+
+    result = evaluate(
+        net,
+        samples,
+        protocols=not args.no_protocols,
+        protocol_scenes=PROTOCOL_SCENES if args.protocol_scenes is None else args.protocol_scenes,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+        data={**samples.info, "checkpoint": str(checkpoint)},
+    )
+    _print_table(result)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
+        print(f"wrote {args.json}")
+    if args.plots:
+        for path in write_plots(result, args.plots):
+            print(f"wrote {path}")
+    return 0
