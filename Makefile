@@ -40,13 +40,15 @@ lock: setup
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^(rclpy|rcutils|rmw_dds_common|[a-z_]+_msgs|[a-z_]+_interfaces|rosidl_[a-z_]+|std_srvs)==' > constraints.new
 	@echo "review constraints.new, then move it over constraints.txt (keep the pip/setuptools lines)"
 
-## The README's main command. Today (part 1): a 40-scene dataset and the contact sheet
-## of the procedural world under demo_out/. Later parts grow it into the live ROS demo.
+## The README's main command. Today (parts 1-2): a 40-scene dataset, the contact sheet of
+## the procedural world and a quick evaluation of the shipped model, under demo_out/.
+## Later parts grow it into the live ROS demo.
 demo: setup
 	rm -rf demo_out/world
 	$(BIN)/unimrseg data generate --out demo_out/world --n 40 --seed 7 --size 240x320 --workers 2
 	$(BIN)/unimrseg data preview --out demo_out/contact_sheet.png --seed 0
-	@echo "demo: scenes in demo_out/world, contact sheet in demo_out/contact_sheet.png"
+	$(BIN)/unimrseg eval --scenes 14 --no-protocols --quiet --json demo_out/eval.json --plots demo_out/eval
+	@echo "demo: scenes in demo_out/world, contact sheet in demo_out/contact_sheet.png, shipped model scored in demo_out/eval.json and demo_out/eval/"
 
 preview: setup
 	$(BIN)/unimrseg data preview --out docs/contact_sheet.png
