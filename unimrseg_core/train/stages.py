@@ -82,14 +82,20 @@ def _cycled_combinations(batch_size: int, gen: torch.Generator) -> torch.Tensor:
     return table[(torch.arange(batch_size) + start) % len(COMBINATIONS)]
 
 
-def stage2(
-    model: nn.Module, batch: Batch, cfg: TrainConfig, gen: torch.Generator
-) -> tuple[torch.Tensor, dict]:
+def _two_views(batch: Batch, gen: torch.Generator) -> tuple[Batch, Batch, Batch, int]:
+    """Complete inputs, the same scenes in cycled combinations, targets for both, batch size."""
     complete = _complete(batch)
     b = complete["rgb"].shape[0]
     incomplete = masking.apply_mask(complete, _cycled_combinations(b, gen).to(complete["rgb"].device))
-    out = model(_concat(complete, incomplete), with_projection=True)
     both = {k: torch.cat([batch[k], batch[k]]) for k in ("label", "saliency")}
+    return complete, incomplete, both, b
+
+
+def stage2(
+    model: nn.Module, batch: Batch, cfg: TrainConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, dict]:
+    complete, incomplete, both, b = _two_views(batch, gen)
+    out = model(_concat(complete, incomplete), with_projection=True)
     seg, sal = _supervised(out, both, cfg)
     z = out["projection"]
     con = losses.nt_xent(z[b:], z[:b], cfg.losses.temperature)
@@ -100,11 +106,8 @@ def stage2(
 def stage3(
     model: nn.Module, batch: Batch, cfg: TrainConfig, gen: torch.Generator
 ) -> tuple[torch.Tensor, dict]:
-    complete = _complete(batch)
-    b = complete["rgb"].shape[0]
-    incomplete = masking.apply_mask(complete, _cycled_combinations(b, gen).to(complete["rgb"].device))
+    complete, incomplete, both, b = _two_views(batch, gen)
     out = model(_concat(complete, incomplete))
-    both = {k: torch.cat([batch[k], batch[k]]) for k in ("label", "saliency")}
     seg, sal = _supervised(out, both, cfg)
     teacher_seg, student_seg = out["seg_logits"][:b].detach(), out["seg_logits"][b:]
     teacher_sal, student_sal = out["saliency_logits"][:b].detach(), out["saliency_logits"][b:]
