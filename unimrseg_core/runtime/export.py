@@ -52,6 +52,11 @@ def _metadata(meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def report_path(onnx_path: Path) -> Path:
+    """``model.onnx`` -> ``model.onnx.report.json`` (never the checkpoint's ``model.json``)."""
+    return onnx_path.with_name(onnx_path.name + ".report.json")
+
+
 def parity(net: torch.nn.Module, onnx_path: Path, size: tuple[int, int], scenes: int) -> dict[str, Any]:
     """Run torch and ONNX Runtime on ``scenes`` held-out scenes x 7 combinations; return the worst gaps."""
     import onnxruntime as ort
@@ -86,7 +91,7 @@ def export_onnx(
     max_batch: int = 16,
     parity_scenes: int = 2,
 ) -> dict[str, Any]:
-    """Export, check and move into ``out``; returns a report (also written as ``out``.json)."""
+    """Export, check and move into ``out``; returns a report, also written to ``report_path(out)``."""
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be >= {MIN_OPSET} (the dynamo exporter), got {opset}")
     if max_batch < 1:
@@ -133,5 +138,5 @@ def export_onnx(
                 raise ExportError(f"ONNX Runtime disagrees with PyTorch: {check}")
         out.parent.mkdir(parents=True, exist_ok=True)
         path.replace(out)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    report_path(out).write_text(json.dumps(report, indent=1) + "\n")
     return report
