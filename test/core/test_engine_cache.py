@@ -1,0 +1,81 @@
+"""The engine cache (TensorRT-free logic): keys, stale/foreign/tampered engines, atomic store."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from unimrseg_core.runtime.engine_cache import EngineCache, EngineKey
+
+KEY = EngineKey(
+    model_sha256="ab" * 32,
+    backend="tensorrt",
+    runtime_version="10.13.0",
+    device_name="NVIDIA H100 80GB HBM3",
+    compute_capability="9.0",
+    precision="fp16",
+    batch=(1, 1, 4),
+    input_size=(240, 320),
+)
+CHANGES = {
+    "model_sha256": "cd" * 32,
+    "backend": "compiled",
+    "runtime_version": "10.14.1",
+    "device_name": "Orin",
+    "compute_capability": "8.7",
+    "precision": "int8",
+    "batch": (1, 2, 8),
+    "input_size": (480, 640),
+}
+
+
+@pytest.mark.parametrize("field", sorted(CHANGES))
+def test_every_key_field_changes_the_digest(field):
+    other = dataclasses.replace(KEY, **{field: CHANGES[field]})
+    assert other.digest() != KEY.digest()
+
+
+def test_store_then_lookup_round_trip(tmp_path):
+    cache = EngineCache(tmp_path)
+    assert cache.lookup(KEY).path is None
+    assert "no cached engine" in cache.lookup(KEY).reason
+    path = cache.store(KEY, b"plan bytes")
+    hit = cache.lookup(KEY)
+    assert hit.path == path
+    assert path.read_bytes() == b"plan bytes"
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_upgrade_misses_the_cache(tmp_path):
+    cache = EngineCache(tmp_path)
+    cache.store(KEY, b"old")
+    upgraded = dataclasses.replace(KEY, runtime_version="10.14.1")
+    assert cache.lookup(upgraded).path is None
+
+
+def test_foreign_engine_under_our_name_is_refused_with_the_reason(tmp_path):
+    cache = EngineCache(tmp_path)
+    path = cache.store(KEY, b"plan")
+    record = json.loads(cache.sidecar(path).read_text())
+    record["key"]["device_name"] = "Jetson Orin"
+    cache.sidecar(path).write_text(json.dumps(record))
+    miss = cache.lookup(KEY)
+    assert miss.path is None
+    assert "device_name" in miss.reason
+
+
+@pytest.mark.parametrize("damage", ["tamper", "no_sidecar", "bad_sidecar"])
+def test_damaged_engines_are_never_returned(tmp_path, damage):
+    cache = EngineCache(tmp_path)
+    path = cache.store(KEY, b"plan")
+    if damage == "tamper":
+        path.write_bytes(b"evil")
+    elif damage == "no_sidecar":
+        cache.sidecar(path).unlink()
+    else:
+        cache.sidecar(path).write_text("{not json")
+    miss = cache.lookup(KEY)
+    assert miss.path is None
+    assert "rebuilding" in miss.reason

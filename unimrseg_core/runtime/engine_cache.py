@@ -1,0 +1,97 @@
+"""A safe cache for built engines (TensorRT plans, compiled packages): keyed, verified, atomic.
+
+An engine is code tied to one model, one runtime version and one GPU. The cache
+key covers all of that (model sha256, backend and runtime version, device name
+and compute capability, precision, shape profile), so a TensorRT or driver
+upgrade or a new ONNX file misses the cache and triggers a rebuild instead of
+loading a stale engine. Every engine has a sidecar JSON with its key and its own
+sha256; a file whose sidecar key differs (foreign) or whose bytes changed
+(tampered, torn) is never returned, and ``lookup`` says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    model_sha256: str
+    backend: str  # "tensorrt" | "compiled"
+    runtime_version: str  # TensorRT version, or torch version for compiled engines
+    device_name: str
+    compute_capability: str  # "9.0"
+    precision: str  # "fp32" | "fp16" | "bf16" | "int8"
+    batch: tuple[int, int, int]  # min, opt, max of the optimisation profile
+    input_size: tuple[int, int]  # H, W
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.as_json(), sort_keys=True).encode()).hexdigest()
+
+    def as_json(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Lookup:
+    path: Path | None  # a verified engine, or None
+    reason: str  # why it is usable, or why it must be (re)built
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class EngineCache:
+    def __init__(self, root: str | Path, suffix: str = ".engine") -> None:
+        self.root = Path(root).expanduser()
+        self.suffix = suffix
+
+    def path_for(self, key: EngineKey) -> Path:
+        return self.root / f"{key.backend}-{key.digest()[:24]}{self.suffix}"
+
+    @staticmethod
+    def sidecar(engine: Path) -> Path:
+        return engine.with_name(engine.name + ".json")
+
+    def lookup(self, key: EngineKey) -> Lookup:
+        path = self.path_for(key)
+        side = self.sidecar(path)
+        if not path.is_file():
+            return Lookup(None, f"no cached engine for this key ({path.name})")
+        try:
+            record = json.loads(side.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            return Lookup(None, f"{side.name} missing or unreadable ({exc}); rebuilding")
+        if record.get("key") != key.as_json():
+            changed = sorted(k for k, v in key.as_json().items() if record.get("key", {}).get(k) != v)
+            return Lookup(None, f"cached engine was built for another {', '.join(changed)}; rebuilding")
+        if record.get("sha256") != _sha256(path):
+            return Lookup(
+                None, f"{path.name} does not match its recorded sha256 (altered or torn); rebuilding"
+            )
+        return Lookup(path, "cached engine matches model, runtime, device, precision and shapes")
+
+    def store(self, key: EngineKey, engine: bytes) -> Path:
+        """Write the engine, then its sidecar, each atomically; returns the engine path."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.path_for(key)
+        record = {"key": key.as_json(), "sha256": hashlib.sha256(engine).hexdigest()}
+        self._atomic_write(path, engine)
+        self._atomic_write(self.sidecar(path), json.dumps(record, indent=1).encode())
+        return path
+
+    def _atomic_write(self, target: Path, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        Path(tmp).replace(target)
