@@ -79,3 +79,44 @@ def test_damaged_engines_are_never_returned(tmp_path, damage):
     miss = cache.lookup(KEY)
     assert miss.path is None
     assert "rebuilding" in miss.reason
+
+
+# ------------------------------------------------------------- bindings against the contract
+
+
+def _bindings() -> list:
+    from unimrseg_core.runtime.contract import Tensor
+
+    channels = {"rgb": 3, "depth": 1, "thermal": 1}
+    inputs = [Tensor(n, (-1, c, 240, 320), "float32") for n, c in channels.items()]
+    return [*inputs, Tensor("modality_mask", (-1, 3), "float32")]
+
+
+def test_engine_bindings_that_match_the_contract_pass():
+    from unimrseg_core.runtime.contract import INPUTS, OUTPUTS, Tensor, check_tensors
+
+    outputs = [
+        Tensor("seg_logits", (-1, 8, 240, 320), "float32"),
+        Tensor("saliency", (-1, 1, 240, 320), "float32"),
+    ]
+    check_tensors("inputs", _bindings(), INPUTS, (240, 320))
+    check_tensors("outputs", outputs, OUTPUTS, (240, 320))
+
+
+@pytest.mark.parametrize(
+    ("index", "tensor", "message"),
+    [
+        (0, ("image", (-1, 3, 240, 320), "float32"), "inputs are"),
+        (1, ("depth", (-1, 1, 240, 320), "float16"), "float16"),
+        (2, ("thermal", (-1, 3, 240, 320), "float32"), "1 channels"),
+        (0, ("rgb", (-1, 3, 480, 640), "float32"), "input size"),
+        (3, ("modality_mask", (-1, 3, 1), "float32"), "rank 2"),
+    ],
+)
+def test_engine_bindings_that_break_the_contract_are_a_clear_error(index, tensor, message):
+    from unimrseg_core.runtime.contract import INPUTS, ContractError, Tensor, check_tensors
+
+    inputs = _bindings()
+    inputs[index] = Tensor(*tensor)
+    with pytest.raises(ContractError, match=message):
+        check_tensors("inputs", inputs, INPUTS, (240, 320))

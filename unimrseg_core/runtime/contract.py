@@ -39,23 +39,39 @@ OUTPUTS: Final[tuple[TensorSpec, ...]] = (
 )
 
 
-def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
-    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+@dataclass(frozen=True)
+class Tensor:
+    """What a runtime reports about one input or output: ONNX value info or an engine binding."""
+
+    name: str
+    dims: tuple[int | str, ...]  # symbolic (str) or -1 for dynamic dimensions
+    dtype: str  # "float32", ...
 
 
-def _check(kind: str, got: list[onnx.ValueInfoProto], want: tuple[TensorSpec, ...]) -> None:
-    names = [v.name for v in got]
+def _onnx_tensor(value: onnx.ValueInfoProto) -> Tensor:
+    dims = tuple(d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim)
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).name
+    return Tensor(value.name, dims, dtype)
+
+
+def check_tensors(
+    kind: str, got: list[Tensor], want: tuple[TensorSpec, ...], input_size: tuple[int, int]
+) -> None:
+    """Names in order, float32, rank, channels and image H x W; ContractError at the first break."""
+    names = [t.name for t in got]
     if names != [s.name for s in want]:
         raise ContractError(f"{kind} are {names}, the contract needs {[s.name for s in want]}")
-    for value, spec in zip(got, want, strict=True):
-        dims = _dims(value)
-        if value.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
-            raise ContractError(f"{kind[:-1]} {spec.name} must be float32")
+    for tensor, spec in zip(got, want, strict=True):
+        dims = list(tensor.dims)
+        if tensor.dtype != "float32":
+            raise ContractError(f"{kind[:-1]} {spec.name} is {tensor.dtype}, the contract needs float32")
         if len(dims) != spec.rank or (spec.channels is not None and dims[1] != spec.channels):
             raise ContractError(
-                f"{kind[:-1]} {spec.name} has shape {dims}, contract: rank {spec.rank}, "
-                f"{spec.channels} channels"
+                f"{kind[:-1]} {spec.name} has shape {dims}; "
+                f"contract: rank {spec.rank}, {spec.channels} channels"
             )
+        if spec.rank == 4 and dims[2:] != list(input_size):
+            raise ContractError(f"{spec.name} is {dims[2:]} but the model's input size is {list(input_size)}")
 
 
 def read_metadata(model: onnx.ModelProto) -> dict[str, Any]:
@@ -69,18 +85,14 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, Any]:
 
 
 def validate_onnx(model: onnx.ModelProto) -> dict[str, Any]:
-    """Check names, dtypes, ranks and channels of inputs/outputs, and the metadata; return the metadata."""
-    _check("inputs", list(model.graph.input), INPUTS)
-    _check("outputs", list(model.graph.output), OUTPUTS)
+    """Check the metadata, then every input and output against the contract; return the metadata."""
     meta = read_metadata(model)
     for key in ("classes", "normalization", "input_size", "checkpoint_sha256"):
         if key not in meta:
             raise ContractError(f"metadata lacks {key!r}")
     if len(meta["classes"]) != NUM_CLASSES:
         raise ContractError(f"metadata has {len(meta['classes'])} classes, this code {NUM_CLASSES}")
-    h, w = meta["input_size"]
-    for value in [*model.graph.input[:3], *model.graph.output]:
-        dims = _dims(value)
-        if dims[2:] != [h, w]:
-            raise ContractError(f"{value.name} is {dims[2:]} but metadata input_size is {[h, w]}")
+    size = (int(meta["input_size"][0]), int(meta["input_size"][1]))
+    check_tensors("inputs", [_onnx_tensor(v) for v in model.graph.input], INPUTS, size)
+    check_tensors("outputs", [_onnx_tensor(v) for v in model.graph.output], OUTPUTS, size)
     return meta
