@@ -62,8 +62,8 @@ class TrainConfig:
     losses: LossConfig = field(default_factory=LossConfig)
     stages: dict[str, StageConfig] = field(
         default_factory=lambda: {
-            "stage1": StageConfig(200, 2e-3),
-            "stage2": StageConfig(600, 2e-3),
+            "stage1": StageConfig(150, 2e-3),
+            "stage2": StageConfig(1350, 2e-3),
             "stage3": StageConfig(300, 1e-3),
         }
     )
