@@ -11,6 +11,14 @@ from unimrseg_core.modalities import MODALITIES, mask_array
 
 # every per-pixel array a sample can carry, in a fixed order
 ARRAYS: Final[tuple[str, ...]] = (*MODALITIES, "label", "saliency")
+# (ndim, dtype) of each array, as documented in ``Sample``
+FORMATS: Final[dict[str, tuple[int, type]]] = {
+    "rgb": (3, np.uint8),
+    "depth": (2, np.float32),
+    "thermal": (2, np.float32),
+    "label": (2, np.uint8),
+    "saliency": (2, np.uint8),
+}
 
 __all__ = ["Sample"]
 
@@ -54,16 +62,9 @@ class Sample:
 
     def validate(self) -> Sample:
         """Raise ValueError naming the field if any array breaks the contract above."""
-        expected = {
-            "rgb": (3, np.uint8),
-            "depth": (2, np.float32),
-            "thermal": (2, np.float32),
-            "label": (2, np.uint8),
-            "saliency": (2, np.uint8),
-        }
         size = self.size
         source = self.meta.get("name", "sample")
-        for name, (ndim, dtype) in expected.items():
+        for name, (ndim, dtype) in FORMATS.items():
             array = getattr(self, name)
             if array is None:
                 continue

@@ -17,12 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from unimrseg_core.data.sample import Sample
+from unimrseg_core.data.sample import FORMATS, Sample
 from unimrseg_core.data.tensors import model_inputs
 from unimrseg_core.modalities import MODALITIES, Combination, combination
 from unimrseg_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
-
-_EXPECTED = {"rgb": (3, np.uint8), "depth": (2, np.float32), "thermal": (2, np.float32)}
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ class Segmenter:
         self.input_size = (int(h), int(w))
 
     def _resized(self, name: str, image: np.ndarray) -> np.ndarray:
-        ndim, dtype = _EXPECTED[name]
+        ndim, dtype = FORMATS[name]
         image = np.asarray(image)
         if image.ndim != ndim or image.dtype != dtype or (ndim == 3 and image.shape[2] != 3):
             raise ValueError(
@@ -75,7 +73,7 @@ class Segmenter:
         output_size: tuple[int, int] | None = None,
     ) -> Segmentation:
         """Run on the given modalities; output at ``output_size`` or the first given image's size."""
-        given = {"rgb": rgb, "depth": depth, "thermal": thermal}
+        given = dict(zip(MODALITIES, (rgb, depth, thermal), strict=True))
         present = [m for m in MODALITIES if given[m] is not None]
         if not present:
             raise ValueError("no modality given: pass at least one of rgb, depth, thermal")
