@@ -1,0 +1,21 @@
+"""Sensor health, ROS-free: is each modality OK, DEGRADED or LOST, and why.
+
+The ROS node feeds every received image to :class:`HealthMonitor` with its stamp
+and receive time, polls it on a timer, masks out of the model's input every
+modality that is not OK, and publishes the reasons on /diagnostics. The same code
+scores injected faults offline from a bag, deterministically (time is injected).
+"""
+
+from unimrseg_core.health.config import HealthConfig, HealthConfigError
+from unimrseg_core.health.monitor import NO_MESSAGE, HealthMonitor
+from unimrseg_core.health.state import HealthState, ModalityHealth, Transition
+
+__all__ = [
+    "NO_MESSAGE",
+    "HealthConfig",
+    "HealthConfigError",
+    "HealthMonitor",
+    "HealthState",
+    "ModalityHealth",
+    "Transition",
+]

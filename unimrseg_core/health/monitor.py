@@ -1,0 +1,199 @@
+"""The per-modality health state machine: frames and polls in, states and transitions out.
+
+Time is injected: every call carries the caller's nanosecond times (header stamps
+and receive times, or a bag's), and nothing reads a clock, so replaying a bag gives
+the same states and the same transitions every time.
+
+Rules (thresholds in :class:`HealthConfig`):
+
+- A frame is bad when any content or stream check gives a reason. An OK modality
+  becomes DEGRADED after ``fault_frames`` bad frames in a row; a LOST one that
+  receives a bad frame becomes DEGRADED at once (it is alive, but not usable).
+- A DEGRADED or LOST modality is OK after ``recover_frames`` good frames in a row;
+  in between a LOST one is DEGRADED ("recovering").
+- LOST comes only from silence (or no message yet): content faults, even "all depth
+  invalid", are DEGRADED, because the sensor still talks and may recover at any
+  frame; downstream, both states mask the modality out of the model's input.
+- Silence is checked by :meth:`HealthMonitor.poll` and, for its own modality, by
+  :meth:`HealthMonitor.observe` before the frame, so a gap is never missed even
+  when nobody polled during it; either way the frames after it must prove themselves.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from unimrseg_core.health.checks import FrameCheck, check_frame
+from unimrseg_core.health.config import HealthConfig
+from unimrseg_core.health.rate import RateEstimator
+from unimrseg_core.health.state import HealthState, ModalityHealth, Transition
+from unimrseg_core.health.stream import StreamChecks
+from unimrseg_core.health.text import seconds
+from unimrseg_core.modalities import MODALITIES
+
+__all__ = ["NO_MESSAGE", "HealthMonitor"]
+
+NO_MESSAGE = "no message yet"
+
+
+class _Track:
+    """Everything the monitor knows about one modality."""
+
+    def __init__(self, modality: str, config: HealthConfig) -> None:
+        self.modality = modality
+        self.state = HealthState.LOST
+        self.reasons: tuple[str, ...] = (NO_MESSAGE,)
+        self.since_ns: int | None = None
+        self.last_stamp_ns: int | None = None
+        self.last_receive_ns: int | None = None
+        self.messages = 0
+        self.bad_run = 0  # bad frames in a row
+        self.good_run = 0  # good frames in a row
+        self.rate = RateEstimator(window=config.rate_window, min_samples=config.min_rate_samples)
+        self.stream = StreamChecks(config.frozen_frames)
+
+    def snapshot(self) -> ModalityHealth:
+        return ModalityHealth(
+            modality=self.modality,
+            state=self.state,
+            reasons=self.reasons,
+            since_ns=self.since_ns,
+            last_stamp_ns=self.last_stamp_ns,
+            messages=self.messages,
+            rate_hz=self.rate.rate_hz,
+        )
+
+
+class HealthMonitor:
+    """Health of every modality in ``MODALITIES``, from the frames it sees and the times it is told."""
+
+    def __init__(self, config: HealthConfig | None = None) -> None:
+        self.config = (config if config is not None else HealthConfig()).validate()
+        self._tracks = {m: _Track(m, self.config) for m in MODALITIES}
+        self._transitions: deque[Transition] = deque(maxlen=self.config.max_transitions)
+
+    def observe(
+        self,
+        modality: str,
+        image: object,
+        *,
+        stamp_ns: int,
+        receive_ns: int,
+        encoding: str | None = None,
+    ) -> ModalityHealth:
+        """Check one received frame (sensor units, as in ``data.sample.FORMATS``) and update the state.
+
+        ``stamp_ns`` is the header stamp, ``receive_ns`` when it arrived (both ns, any
+        epoch, but each consistent over calls); ``encoding`` is the ROS encoding if
+        known. Any image is accepted: a malformed one is a bad frame with a reason.
+        Raises ValueError only for an unknown modality name (a programming error).
+        """
+        track = self._track(modality)
+        stamp_ns, receive_ns = int(stamp_ns), int(receive_ns)
+        self._check_silence(track, receive_ns)
+        try:
+            frame = check_frame(modality, image, self.config)
+        except Exception as exc:  # a health check must never take the node down; tests keep this unused
+            frame = FrameCheck((f"unreadable image: {type(exc).__name__}: {exc}",), None, None)
+        stream_reasons = track.stream.check(
+            stamp_ns=stamp_ns, fingerprint=frame.fingerprint, shape=frame.shape, encoding=encoding
+        )
+        reasons = (*stream_reasons, *frame.reasons)
+        track.rate.add(receive_ns)
+        track.messages += 1
+        track.last_stamp_ns = stamp_ns
+        track.last_receive_ns = receive_ns
+        if reasons:
+            self._bad_frame(track, reasons, receive_ns)
+        else:
+            self._good_frame(track, receive_ns)
+        return track.snapshot()
+
+    def poll(self, now_ns: int) -> dict[str, ModalityHealth]:
+        """Apply silence at ``now_ns`` and return every modality's health, in MODALITIES order."""
+        now_ns = int(now_ns)
+        for track in self._tracks.values():
+            self._check_silence(track, now_ns)
+        return {m: track.snapshot() for m, track in self._tracks.items()}
+
+    def usable(self, now_ns: int) -> tuple[str, ...]:
+        """The modalities that are OK at ``now_ns``, in MODALITIES order."""
+        return tuple(m for m, health in self.poll(now_ns).items() if health.usable)
+
+    @property
+    def transitions(self) -> tuple[Transition, ...]:
+        """Every state change kept so far (at most ``max_transitions``), oldest first."""
+        return tuple(self._transitions)
+
+    def pop_transitions(self) -> list[Transition]:
+        """The state changes since the last call, oldest first (for logging each once)."""
+        popped = list(self._transitions)
+        self._transitions.clear()
+        return popped
+
+    def expected_period_ns(self, modality: str) -> float:
+        """The period silence is measured against: configured, else learned, else the default."""
+        return self._expected_period(self._track(modality))[0]
+
+    # ------------------------------------------------------------------ internals
+
+    def _track(self, modality: str) -> _Track:
+        try:
+            return self._tracks[modality]
+        except KeyError:
+            raise ValueError(f"unknown modality {modality!r}; valid: {', '.join(MODALITIES)}") from None
+
+    def _expected_period(self, track: _Track) -> tuple[float, str]:
+        configured = self.config.period_ns(track.modality)
+        if configured is not None:
+            return configured, "configured"
+        learned = track.rate.period_ns
+        if learned is not None:
+            return learned, "learned"
+        return 1e9 / self.config.default_rate_hz, "default"
+
+    def _check_silence(self, track: _Track, now_ns: int) -> None:
+        if track.last_receive_ns is None:
+            return  # never seen: LOST with NO_MESSAGE already
+        period, source = self._expected_period(track)
+        age = now_ns - track.last_receive_ns
+        if age > self.config.silence_periods * period:
+            track.bad_run = track.good_run = 0
+            reason = f"silent for {seconds(age)} (expected period {seconds(period)}, {source})"
+            self._set(track, HealthState.LOST, (reason,), now_ns)
+
+    def _bad_frame(self, track: _Track, reasons: tuple[str, ...], time_ns: int) -> None:
+        track.good_run = 0
+        track.bad_run += 1
+        if track.state is HealthState.OK and track.bad_run < self.config.fault_frames:
+            track.reasons = reasons  # not confirmed yet: still OK, but say what looks wrong
+        else:
+            self._set(track, HealthState.DEGRADED, reasons, time_ns)
+
+    def _good_frame(self, track: _Track, time_ns: int) -> None:
+        track.bad_run = 0
+        track.good_run += 1
+        needed = self.config.recover_frames
+        if track.state is HealthState.OK:
+            track.reasons = ()
+        elif track.good_run >= needed:
+            self._set(track, HealthState.OK, (), time_ns, note=f"recovered: {track.good_run} good frames")
+        else:
+            recovering = f"recovering: {track.good_run} of {needed} good frames"
+            self._set(track, HealthState.DEGRADED, (recovering,), time_ns)
+
+    def _set(
+        self,
+        track: _Track,
+        state: HealthState,
+        reasons: tuple[str, ...],
+        time_ns: int,
+        *,
+        note: str | None = None,
+    ) -> None:
+        if state is not track.state:
+            reason = note or "; ".join(reasons)
+            self._transitions.append(Transition(track.modality, time_ns, track.state, state, reason))
+            track.since_ns = time_ns
+        track.state = state
+        track.reasons = reasons
