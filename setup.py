@@ -10,7 +10,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=["unimrseg_core", "unimrseg_core.*", "unimrseg_ros", "unimrseg_ros.*"]),
-    package_data={"unimrseg_core": ["py.typed", "weights/*.pt", "weights/*.json"]},
+    package_data={"unimrseg_core": ["py.typed", "weights/*.pt", "weights/*.json", "weights/*.onnx"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

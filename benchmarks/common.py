@@ -14,17 +14,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from unimrseg_core.runtime.device import cpu_model
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _version(dist: str) -> str | None:
@@ -50,7 +42,7 @@ def environment(packages: tuple[str, ...] = ("numpy", "opencv-python-headless", 
         commit = None
     return {
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "platform": platform.platform(),
         },

@@ -1,6 +1,7 @@
 """``unimrseg``: the project's one command line, with subcommands.
 
-Subcommands: ``data generate|preview``, ``train``, ``eval``, ``export``; each area keeps its own
+Subcommands: ``data generate|preview``, ``train``, ``eval``, ``export``, ``engine build``,
+``infer``; each area keeps its own
 parser beside its code (``train/cli.py``, ``eval/cli.py``) and registers it here.
 Bad arguments exit with status 2 and a one-line reason, never a traceback.
 """
@@ -105,12 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     prev.set_defaults(func=_cmd_data_preview)
 
     from unimrseg_core.eval.cli import add_parser as add_eval
-    from unimrseg_core.runtime.cli import add_parser as add_export
+    from unimrseg_core.runtime.cli import add_parser as add_runtime
     from unimrseg_core.train.cli import add_parser as add_train
 
     add_train(groups)
     add_eval(groups)
-    add_export(groups)
+    add_runtime(groups)
     return parser
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
+
+TINY_SIZE = (32, 48)
 
 
 @pytest.fixture(scope="module")
@@ -15,3 +18,14 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A real but tiny UniMRSeg checkpoint at ``TINY_SIZE``: seconds to export or compile."""
+    from unimrseg_core.model import ModelConfig, UniMRSegNet
+    from unimrseg_core.model.checkpoint import save_model
+
+    torch.manual_seed(0)
+    net = UniMRSegNet(ModelConfig(widths=(8, 8, 8, 8), depths=(1, 0, 0, 0), decoder_width=8, attention_dim=4))
+    return save_model(net.eval(), tmp_path_factory.mktemp("tiny") / "tiny.pt", input_size=TINY_SIZE)

@@ -9,26 +9,20 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import torch
 
 from unimrseg_core.cli import main
-from unimrseg_core.model import ModelConfig, UniMRSegNet
-from unimrseg_core.model.checkpoint import save_model, sha256_file
+from unimrseg_core.model.checkpoint import sha256_file
 from unimrseg_core.runtime.contract import ContractError, read_metadata, validate_onnx
 from unimrseg_core.runtime.export import export_onnx, report_path
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-SIZE = (32, 48)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> tuple[Path, Path, dict]:
-    root = tmp_path_factory.mktemp("export")
-    torch.manual_seed(0)
-    net = UniMRSegNet(ModelConfig(widths=(8, 8, 8, 8), depths=(1, 0, 0, 0), decoder_width=8, attention_dim=4))
-    ckpt = save_model(net.eval(), root / "tiny.pt", input_size=SIZE)
-    report = export_onnx(ckpt, root / "tiny.onnx", max_batch=4, parity_scenes=1)
-    return ckpt, root / "tiny.onnx", report
+def exported(tiny_checkpoint) -> tuple[Path, Path, dict]:
+    out = tiny_checkpoint.with_suffix(".onnx")
+    report = export_onnx(tiny_checkpoint, out, max_batch=4, parity_scenes=1)
+    return tiny_checkpoint, out, report
 
 
 def test_export_passes_checker_contract_and_parity(exported):
@@ -37,7 +31,7 @@ def test_export_passes_checker_contract_and_parity(exported):
     onnx.checker.check_model(model)
     meta = validate_onnx(model)
     assert meta["checkpoint_sha256"] == sha256_file(ckpt)
-    assert meta["input_size"] == list(SIZE)
+    assert meta["input_size"] == json.loads(ckpt.with_suffix(".json").read_text())["input_size"]
     assert [c["name"] for c in meta["classes"]][:2] == ["background", "ground"]
     assert model.opset_import[0].version >= 18
     parity = report["parity"]
@@ -52,7 +46,7 @@ def test_dynamic_batch_and_mask_semantics_survive_export(exported, batch):
     _, path, _ = exported
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(batch)
-    h, w = SIZE
+    h, w = validate_onnx(onnx.load(str(path)))["input_size"]
     feeds = {
         "rgb": rng.random((batch, 3, h, w), dtype=np.float32),
         "depth": rng.random((batch, 1, h, w), dtype=np.float32),
@@ -90,12 +84,14 @@ def test_cli_export_bad_checkpoint_exits_2(tmp_path, capsys):
 
 def test_onnxruntime_and_torch_backends_agree_through_the_segmenter(exported):
     from unimrseg_core.data.generator import SceneGenerator
-    from unimrseg_core.runtime.segmenter import Segmenter, open_backend
+    from unimrseg_core.runtime.segmenter import Segmenter
+    from unimrseg_core.runtime.selection import BackendOptions, open_backend
 
     ckpt, path, _ = exported
     scene = SceneGenerator((64, 96), seed=5).sample(0)
-    ort_out = Segmenter(open_backend(path)).segment(rgb=scene.rgb, thermal=scene.thermal)
-    torch_out = Segmenter(open_backend(ckpt)).segment(rgb=scene.rgb, thermal=scene.thermal)
+    images = {"rgb": scene.rgb, "thermal": scene.thermal}
+    ort_out = Segmenter(open_backend("onnxruntime", BackendOptions(onnx=path))).segment(**images)
+    torch_out = Segmenter(open_backend("torch", BackendOptions(checkpoint=ckpt))).segment(**images)
     assert ort_out.used == torch_out.used
     assert (ort_out.class_ids == torch_out.class_ids).mean() > 0.999
     np.testing.assert_allclose(ort_out.saliency, torch_out.saliency, atol=1e-4)

@@ -9,14 +9,15 @@ import torch
 from unimrseg_core.data.generator import SceneGenerator
 from unimrseg_core.data.tensors import model_inputs
 from unimrseg_core.model.checkpoint import SHIPPED
-from unimrseg_core.runtime.segmenter import Segmenter, open_backend
+from unimrseg_core.runtime.segmenter import Segmenter
+from unimrseg_core.runtime.selection import BackendOptions, open_backend
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def segmenter() -> Segmenter:
-    return Segmenter(open_backend(SHIPPED))
+    return Segmenter(open_backend("torch", BackendOptions(checkpoint=SHIPPED)))
 
 
 @pytest.fixture(scope="module")
@@ -63,4 +64,4 @@ def test_bad_input_is_a_clear_error(segmenter, scene):
     with pytest.raises(ValueError, match="rgb must be a 3-D uint8"):
         segmenter.segment(rgb=scene.rgb[..., 0])
     with pytest.raises(ValueError, match="unknown backend"):
-        open_backend(SHIPPED, "tensorflow")
+        open_backend("tensorflow")

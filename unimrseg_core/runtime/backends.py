@@ -2,7 +2,8 @@
 
 - ``onnxruntime``: the CPU fast path; the ONNX file is checked against the contract first.
 - ``torch``: the checkpoint in eager PyTorch (CPU or CUDA), the reference.
-TensorRT and the torch-compiled engine join in part 3.
+The engine backends live in ``compiled`` and ``tensorrt_backend``; ``selection``
+picks one.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ class Backend(Protocol):
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, onnx_path: str | Path, *, threads: int | None = None) -> None:
+    def __init__(self, onnx_path: str | Path, *, threads: int | None = None, device: str = "cpu") -> None:
+        """``threads``: intra-op threads (default: the cores this process may use); ``device``
+        ``cuda`` uses ONNX Runtime's CUDA provider when onnxruntime-gpu is installed."""
         import onnx
         import onnxruntime as ort
 
@@ -41,9 +44,17 @@ class OnnxRuntimeBackend:
             raise FileNotFoundError(f"{path}: no such ONNX model")
         self.metadata = validate_onnx(onnx.load(str(path), load_external_data=False))
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise RuntimeError("device cuda needs onnxruntime-gpu (no CUDAExecutionProvider)")
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.providers = self.session.get_providers()
 
     def infer(self, feeds: Feeds) -> tuple[np.ndarray, np.ndarray]:
         seg, sal = self.session.run(list(OUTPUT_NAMES), {k: feeds[k] for k in INPUT_NAMES})
@@ -53,19 +64,29 @@ class OnnxRuntimeBackend:
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, checkpoint: str | Path, *, device: str = "cpu") -> None:
+    def __init__(
+        self, checkpoint: str | Path, *, device: str = "cpu", input_size: tuple[int, int] | None = None
+    ) -> None:
+        """``input_size``: run at this H x W instead of the trained size (any multiple of the stride)."""
         import torch
 
         from unimrseg_core.model.checkpoint import load_model
+        from unimrseg_core.model.network import check_input_size
 
         self._torch = torch
         self.device = torch.device(device)
         self.net, meta = load_model(checkpoint, device=self.device)
+        if input_size is not None:
+            check_input_size(*input_size)
+            meta = {**meta, "input_size": list(input_size)}
         self.metadata = {**meta, "checkpoint_sha256": meta["sha256"]}
+
+    def run_device(self, *args: Any) -> tuple[Any, Any]:
+        """Inputs already on ``self.device`` in INPUT_NAMES order: the model alone, no copies."""
+        with self._torch.inference_mode():
+            return self.net(*args)
 
     def infer(self, feeds: Feeds) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch
-        with torch.inference_mode():
-            args = [torch.from_numpy(feeds[k]).to(self.device) for k in INPUT_NAMES]
-            seg, sal = self.net(*args)
+        seg, sal = self.run_device(*(torch.from_numpy(feeds[k]).to(self.device) for k in INPUT_NAMES))
         return seg.float().cpu().numpy(), sal.float().cpu().numpy()

@@ -1,14 +1,25 @@
-"""``unimrseg export``: the CLI face of ``runtime.export``."""
+"""``unimrseg export``, ``unimrseg engine build`` and ``unimrseg infer``: the runtime's command line."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
+
+PRECISION_FLAGS = ("fp32", "fp16", "bf16", "int8")
+
 
 def add_parser(groups: Any) -> None:
+    from unimrseg_core.cli import parse_size
+    from unimrseg_core.runtime.selection import BACKENDS, default_cache_dir
+
+    size_help = "network HEIGHTxWIDTH, multiples of 16 (default: the model's trained size)"
+
     p = groups.add_parser(
         "export",
         help="checkpoint -> ONNX (contract, metadata, checker, parity with PyTorch on 7 combinations)",
@@ -22,10 +33,63 @@ def add_parser(groups: Any) -> None:
     p.add_argument(
         "--parity-scenes", type=int, default=2, help="held-out scenes for the parity check (0: skip)"
     )
-    p.set_defaults(func=run)
+    p.add_argument("--input-size", type=parse_size, help=size_help)
+    p.set_defaults(func=run_export)
+
+    engine = groups.add_parser("engine", help="build or refresh a cached inference engine")
+    engine_cmds = engine.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    build = engine_cmds.add_parser(
+        "build",
+        help="build the TensorRT engine (without TensorRT: the compiled AOTInductor one) into the cache",
+    )
+    build.add_argument(
+        "--backend",
+        choices=("auto", "tensorrt", "compiled"),
+        default="auto",
+        help="auto: tensorrt when importable with a GPU, else compiled",
+    )
+    build.add_argument("--onnx", type=Path, help="ONNX model (default: the shipped one)")
+    build.add_argument("--checkpoint", type=Path, help="checkpoint for the compiled engine")
+    precision = build.add_mutually_exclusive_group()
+    for flag in PRECISION_FLAGS:
+        precision.add_argument(
+            f"--{flag}", dest="precision", action="store_const", const=flag, help=f"build in {flag}"
+        )
+    build.add_argument("--max-batch", type=int, default=4, help="largest batch of the profile (default 4)")
+    build.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when available)")
+    build.add_argument(
+        "--cache-dir", type=Path, default=default_cache_dir(), help="engine cache (default %(default)s)"
+    )
+    build.add_argument("--input-size", type=parse_size, help=size_help)
+    build.add_argument("--force", action="store_true", help="rebuild even if a matching engine is cached")
+    build.set_defaults(func=run_engine_build, precision=None)
+
+    infer = groups.add_parser("infer", help="segment image files outside ROS; writes the masks as PNG")
+    for modality, what in (
+        ("rgb", "colour image (8-bit)"),
+        ("depth", "depth: 16-bit PNG in millimetres, or float32 metres (.npy/.tiff)"),
+        ("thermal", "thermal: 16-bit PNG raw counts, 8-bit, or float32 kelvin (.npy/.tiff)"),
+    ):
+        infer.add_argument(f"--{modality}", type=Path, help=what)
+    infer.add_argument("--out", type=Path, required=True, help="directory for the PNGs and result.json")
+    infer.add_argument("--backend", choices=BACKENDS, default="auto")
+    infer.add_argument("--checkpoint", type=Path, help="model .pt (default: the shipped one)")
+    infer.add_argument("--onnx", type=Path, help="ONNX model (default: the shipped one)")
+    infer.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    infer.add_argument(
+        "--kelvin-per-count", type=float, default=0.01, help="16-bit thermal: K per count (default 0.01)"
+    )
+    infer.add_argument(
+        "--offset-kelvin", type=float, default=0.0, help="16-bit thermal: K at count 0 (default 0)"
+    )
+    infer.add_argument(
+        "--cache-dir", type=Path, default=default_cache_dir(), help="engine cache (default %(default)s)"
+    )
+    infer.add_argument("--input-size", type=parse_size, help=size_help)
+    infer.set_defaults(func=run_infer)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_export(args: argparse.Namespace) -> int:
     from unimrseg_core.model.checkpoint import SHIPPED
     from unimrseg_core.runtime.export import export_onnx
 
@@ -35,7 +99,116 @@ def run(args: argparse.Namespace) -> int:
         opset=args.opset,
         max_batch=args.max_batch,
         parity_scenes=args.parity_scenes,
+        input_size=args.input_size,
     )
     print(json.dumps(report, indent=1))
     print(f"wrote {args.out}")
+    return 0
+
+
+def _checkpoint_for(onnx_path: Path | None, checkpoint: Path | None) -> Path | None:
+    """The compiled engine needs weights: the given checkpoint, or the shipped one if the ONNX is its."""
+    import onnx
+
+    from unimrseg_core.model.checkpoint import SHIPPED, sha256_file
+    from unimrseg_core.runtime.contract import validate_onnx
+
+    if checkpoint is not None or onnx_path is None:
+        return checkpoint
+    source = validate_onnx(onnx.load(str(onnx_path), load_external_data=False))["checkpoint_sha256"]
+    if source == sha256_file(SHIPPED):
+        return SHIPPED
+    raise ValueError(f"{onnx_path} was not exported from the shipped checkpoint: pass its --checkpoint")
+
+
+def run_engine_build(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    import torch
+
+    from unimrseg_core.runtime.selection import BackendOptions, select_backend
+
+    backend = args.backend
+    if backend == "auto":
+        trt = importlib.util.find_spec("tensorrt") is not None and torch.cuda.is_available()
+        backend = "tensorrt" if trt else "compiled"
+        log.info("engine build: %s", "TensorRT and a GPU" if trt else "no TensorRT+GPU: compiled engine")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    precision = args.precision or ("fp16" if device.startswith("cuda") else "fp32")
+    if backend == "compiled" and precision == "int8":
+        raise ValueError("int8 is a TensorRT precision; the compiled engine takes fp32, fp16 or bf16")
+    if backend == "tensorrt" and precision == "bf16":
+        raise ValueError("the tensorrt engine takes fp32, fp16 or int8")
+    options = BackendOptions(
+        checkpoint=_checkpoint_for(args.onnx, args.checkpoint) if backend == "compiled" else args.checkpoint,
+        onnx=args.onnx,
+        cache_dir=args.cache_dir,
+        device=device,
+        precision=precision,
+        max_batch=args.max_batch,
+        force_engine_update=args.force,
+        input_size=args.input_size,
+    )
+    start = time.perf_counter()
+    engine = select_backend(backend, options).backend
+    summary = {
+        "backend": engine.name,
+        "engine": str(engine.path),  # type: ignore[attr-defined]
+        "built": engine.built,  # type: ignore[attr-defined]
+        "seconds": round(time.perf_counter() - start, 1),
+        "key": engine.key.as_json(),  # type: ignore[attr-defined]
+    }
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+
+    from unimrseg_core.image_msg import ThermalMapping
+    from unimrseg_core.modalities import MODALITIES, colorize
+    from unimrseg_core.runtime.image_files import read_modality
+    from unimrseg_core.runtime.segmenter import Segmenter
+    from unimrseg_core.runtime.selection import BackendOptions, select_backend
+
+    files = {m: getattr(args, m) for m in MODALITIES if getattr(args, m) is not None}
+    if not files:
+        raise ValueError("give at least one of --rgb, --depth, --thermal")
+    mapping = ThermalMapping(kelvin_per_count=args.kelvin_per_count, offset_kelvin=args.offset_kelvin)
+    images = {m: read_modality(path, m, thermal=mapping) for m, path in files.items()}
+    chosen = select_backend(
+        args.backend,
+        BackendOptions(
+            checkpoint=args.checkpoint,
+            onnx=args.onnx,
+            cache_dir=args.cache_dir,
+            device=args.device,
+            input_size=args.input_size,
+        ),
+    )
+    segmenter = Segmenter(chosen.backend)
+    start = time.perf_counter()
+    result = segmenter.segment(**images)
+    seconds = time.perf_counter() - start
+    args.out.mkdir(parents=True, exist_ok=True)
+    outputs = {
+        "class_mask.png": result.class_ids,
+        "colored_mask.png": cv2.cvtColor(colorize(result.class_ids), cv2.COLOR_RGB2BGR),
+        "saliency.png": np.round(result.saliency * 255.0).astype(np.uint8),
+    }
+    for name, image in outputs.items():
+        if not cv2.imwrite(str(args.out / name), image):
+            raise OSError(f"could not write {args.out / name}")
+    summary = {
+        "inputs": {m: str(p) for m, p in files.items()},
+        "used": result.used.name,
+        "backend": chosen.backend.name,
+        "backend_notes": chosen.notes,
+        "size": list(result.class_ids.shape),
+        "segment_ms": round(seconds * 1e3, 2),
+        "outputs": sorted(outputs),
+    }
+    (args.out / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary, indent=1))
     return 0

@@ -18,6 +18,8 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from unimrseg_core.model.checkpoint import sha256_file
+
 
 @dataclass(frozen=True)
 class EngineKey:
@@ -41,14 +43,6 @@ class EngineKey:
 class Lookup:
     path: Path | None  # a verified engine, or None
     reason: str  # why it is usable, or why it must be (re)built
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class EngineCache:
@@ -75,11 +69,17 @@ class EngineCache:
         if record.get("key") != key.as_json():
             changed = sorted(k for k, v in key.as_json().items() if record.get("key", {}).get(k) != v)
             return Lookup(None, f"cached engine was built for another {', '.join(changed)}; rebuilding")
-        if record.get("sha256") != _sha256(path):
+        if record.get("sha256") != sha256_file(path):
             return Lookup(
                 None, f"{path.name} does not match its recorded sha256 (altered or torn); rebuilding"
             )
         return Lookup(path, "cached engine matches model, runtime, device, precision and shapes")
+
+    def resolve(self, key: EngineKey, *, force_update: bool = False) -> Lookup:
+        """``lookup``, unless ``force_update`` (the node's ``force_engine_update``) asks for a rebuild."""
+        if force_update:
+            return Lookup(None, "force_engine_update is set; rebuilding")
+        return self.lookup(key)
 
     def store(self, key: EngineKey, engine: bytes) -> Path:
         """Write the engine, then its sidecar, each atomically; returns the engine path."""

@@ -25,7 +25,7 @@ from unimrseg_core.data.splits import TEST_SEED
 from unimrseg_core.data.tensors import model_inputs
 from unimrseg_core.modalities import COMBINATIONS, MODALITIES
 from unimrseg_core.model.checkpoint import load_model
-from unimrseg_core.model.network import INPUT_NAMES, OUTPUT_NAMES
+from unimrseg_core.model.network import INPUT_NAMES, OUTPUT_NAMES, check_input_size
 from unimrseg_core.runtime.contract import METADATA_KEY, validate_onnx
 
 log = logging.getLogger(__name__)
@@ -90,14 +90,23 @@ def export_onnx(
     opset: int = MIN_OPSET,
     max_batch: int = 16,
     parity_scenes: int = 2,
+    input_size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """Export, check and move into ``out``; returns a report, also written to ``report_path(out)``."""
+    """Export, check and move into ``out``; returns a report, also written to ``report_path(out)``.
+
+    ``input_size`` fixes the graph's H x W (default: the size the checkpoint was trained at;
+    the network is fully convolutional, so any multiple of its stride works, e.g. a camera's
+    native 480x640).
+    """
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be >= {MIN_OPSET} (the dynamo exporter), got {opset}")
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
     out = Path(out)
     net, meta = load_model(checkpoint)
+    if input_size is not None:
+        check_input_size(*input_size)
+        meta = {**meta, "input_size": [int(input_size[0]), int(input_size[1])]}
     h, w = (int(v) for v in meta["input_size"])
     example = (
         torch.rand(2, 3, h, w),
@@ -127,7 +136,13 @@ def export_onnx(
             validate_onnx(onnx.load(str(path)))
         except (onnx.checker.ValidationError, ValueError) as exc:
             raise ExportError(f"exported graph is invalid: {exc}") from exc
-        report: dict[str, Any] = {"checkpoint": str(checkpoint), "opset": opset, "max_batch": max_batch}
+        report: dict[str, Any] = {
+            "checkpoint": Path(checkpoint).name,
+            "checkpoint_sha256": meta["sha256"],
+            "opset": opset,
+            "max_batch": max_batch,
+            "input_size": [h, w],
+        }
         if parity_scenes:
             report["parity"] = check = parity(net, path, (h, w), parity_scenes)
             if (

@@ -12,7 +12,6 @@ resolution with the combination that was actually used.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from unimrseg_core.data.sample import FORMATS, Sample
 from unimrseg_core.data.tensors import model_inputs
 from unimrseg_core.modalities import MODALITIES, Combination, combination
-from unimrseg_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
+from unimrseg_core.runtime.backends import Backend
 
 
 @dataclass(frozen=True)
@@ -28,18 +27,6 @@ class Segmentation:
     class_ids: np.ndarray  # HxW uint8
     saliency: np.ndarray  # HxW float32 probability
     used: Combination  # the modalities the network saw
-
-
-def open_backend(path: str | Path, backend: str = "auto", *, device: str = "cpu") -> Backend:
-    """``auto``: ONNX Runtime for .onnx files, PyTorch for .pt checkpoints."""
-    path = Path(path)
-    if backend == "auto":
-        backend = "onnxruntime" if path.suffix == ".onnx" else "torch"
-    if backend == "onnxruntime":
-        return OnnxRuntimeBackend(path)
-    if backend == "torch":
-        return TorchBackend(path, device=device)
-    raise ValueError(f"unknown backend {backend!r} (auto, onnxruntime, torch)")
 
 
 class Segmenter:

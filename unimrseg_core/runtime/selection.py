@@ -1,0 +1,222 @@
+"""Pick and open a backend by name; ``auto`` takes the fastest one this machine can run, and says why.
+
+``auto`` order: ``tensorrt`` (TensorRT importable and a CUDA GPU), else
+``compiled`` on a GPU, else ``onnxruntime``, else ``torch``. A backend that is
+usable but fails to open (an engine build error, a missing library) is logged
+and the next one is tried. Every step is recorded in ``Selection.notes`` so the
+node can put the reasons on /diagnostics.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from unimrseg_core.model.checkpoint import SHIPPED, sha256_file
+from unimrseg_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
+
+log = logging.getLogger(__name__)
+
+BACKENDS: Final = ("auto", "tensorrt", "compiled", "onnxruntime", "torch")
+SHIPPED_ONNX: Final = SHIPPED.with_suffix(".onnx")
+
+
+def default_cache_dir() -> Path:
+    """Where engines are cached: ``$UNIMRSEG_CACHE`` or ``$XDG_CACHE_HOME/unimrseg`` (``~/.cache``)."""
+    if os.environ.get("UNIMRSEG_CACHE"):
+        return Path(os.environ["UNIMRSEG_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "unimrseg"
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """What every backend may need; each takes the fields that apply to it.
+
+    With neither file given, the shipped checkpoint and its ONNX are used. With
+    only a checkpoint, backends that need ONNX export it once into the cache.
+    """
+
+    checkpoint: Path | None = None
+    onnx: Path | None = None
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    device: str | None = None  # None: cuda when torch sees a GPU, else cpu
+    precision: str = "fp16"  # GPU engines (tensorrt, compiled); CPU engines run fp32
+    max_batch: int = 4
+    force_engine_update: bool = False
+    threads: int | None = None  # onnxruntime intra-op threads; None: all cores this process may use
+    input_size: tuple[int, int] | None = None  # network H x W; None: the model's (trained / exported) size
+
+
+@dataclass
+class Selection:
+    backend: Backend
+    notes: list[str]  # one line per backend tried or skipped, and the choice
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _files(options: BackendOptions) -> tuple[Path | None, Path | None]:
+    """(checkpoint, onnx) to use; the shipped pair when neither is given."""
+    if options.checkpoint is None and options.onnx is None:
+        return SHIPPED, SHIPPED_ONNX
+    return options.checkpoint, options.onnx
+
+
+def _onnx_size(path: Path) -> tuple[int, int]:
+    import onnx
+
+    from unimrseg_core.runtime.contract import validate_onnx
+
+    h, w = validate_onnx(onnx.load(str(path), load_external_data=False))["input_size"]
+    return int(h), int(w)
+
+
+def ensure_onnx(options: BackendOptions) -> Path:
+    """The ONNX file to run: the given one, or the checkpoint exported once into the cache.
+
+    A given ONNX is used when its H x W is the asked ``input_size``; otherwise the
+    checkpoint is exported at that size (an ONNX file alone cannot change size).
+    """
+    checkpoint, onnx_path = _files(options)
+    if onnx_path is not None and (
+        options.input_size is None or _onnx_size(Path(onnx_path)) == tuple(options.input_size)
+    ):
+        return Path(onnx_path)
+    if checkpoint is None:
+        raise ValueError(
+            f"{onnx_path} is fixed at {_onnx_size(Path(onnx_path))}; "
+            f"running at {options.input_size} needs the checkpoint"
+        )
+    from unimrseg_core.runtime.export import export_onnx
+
+    size = "" if options.input_size is None else "-{}x{}".format(*options.input_size)
+    target = options.cache_dir / "onnx" / f"{sha256_file(Path(checkpoint))[:24]}{size}.onnx"
+    if not target.is_file():
+        log.warning("exporting %s to %s for the ONNX-based backends", checkpoint, target)
+        export_onnx(
+            checkpoint,
+            target,
+            max_batch=max(options.max_batch, 2),
+            parity_scenes=1,
+            input_size=options.input_size,
+        )
+    return target
+
+
+def _device(options: BackendOptions) -> str:
+    return options.device or ("cuda" if _cuda() else "cpu")
+
+
+def _precision(options: BackendOptions, device: str) -> str:
+    return options.precision if device.startswith("cuda") else "fp32"
+
+
+def _open_tensorrt(options: BackendOptions) -> Backend:
+    from unimrseg_core.runtime.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(
+        ensure_onnx(options),
+        cache_dir=options.cache_dir / "engines",
+        precision=options.precision,
+        batch=(1, 1, options.max_batch),
+        force_update=options.force_engine_update,
+        device=options.device or "cuda:0",
+    )
+
+
+def _open_compiled(options: BackendOptions) -> Backend:
+    from unimrseg_core.runtime.compiled import CompiledBackend
+
+    checkpoint, _ = _files(options)
+    if checkpoint is None:
+        raise ValueError("the compiled backend builds from a checkpoint (.pt); only an ONNX model was given")
+    device = _device(options)
+    return CompiledBackend(
+        checkpoint,
+        cache_dir=options.cache_dir / "engines",
+        device=device,
+        precision=_precision(options, device),
+        max_batch=options.max_batch,
+        force_update=options.force_engine_update,
+        input_size=options.input_size,
+    )
+
+
+def _open_onnxruntime(options: BackendOptions) -> Backend:
+    device = options.device or "cpu"  # the CUDA provider only when asked for: onnxruntime-gpu is optional
+    return OnnxRuntimeBackend(ensure_onnx(options), threads=options.threads, device=device)
+
+
+def _open_torch(options: BackendOptions) -> Backend:
+    checkpoint, _ = _files(options)
+    if checkpoint is None:
+        raise ValueError("the torch backend runs a checkpoint (.pt); only an ONNX model was given")
+    return TorchBackend(checkpoint, device=_device(options), input_size=options.input_size)
+
+
+OPENERS: Final[dict[str, Callable[[BackendOptions], Backend]]] = {
+    "tensorrt": _open_tensorrt,
+    "compiled": _open_compiled,
+    "onnxruntime": _open_onnxruntime,
+    "torch": _open_torch,
+}
+
+
+def _usable(name: str, options: BackendOptions) -> str | None:
+    """Why ``auto`` skips ``name`` on this machine, or None when it is worth trying."""
+    checkpoint, _ = _files(options)
+    if name == "tensorrt":
+        if importlib.util.find_spec("tensorrt") is None:
+            return "tensorrt: not installed (TensorRT comes from JetPack or NVIDIA's packages)"
+        if not _cuda():
+            return "tensorrt: no CUDA GPU"
+    if name == "compiled":
+        if not _cuda():
+            return "compiled: no CUDA GPU (on a CPU, onnxruntime is faster)"
+        if checkpoint is None:
+            return "compiled: needs a checkpoint, only an ONNX model was given"
+    if name == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
+        return "onnxruntime: not installed"
+    if name == "torch" and checkpoint is None:
+        return "torch: needs a checkpoint, only an ONNX model was given"
+    return None
+
+
+def select_backend(name: str = "auto", options: BackendOptions | None = None) -> Selection:
+    """Open backend ``name``; for ``auto``, the first of the order above that opens."""
+    options = options or BackendOptions()
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name != "auto":
+        backend = OPENERS[name](options)
+        return Selection(backend, [f"{name}: chosen by name"])
+    notes: list[str] = []
+    for candidate, opener in OPENERS.items():
+        skip = _usable(candidate, options)
+        if skip is not None:
+            notes.append(skip)
+            continue
+        try:
+            backend = opener(options)
+        except Exception as exc:  # any failure to open means: try the next backend
+            notes.append(f"{candidate}: failed to open ({type(exc).__name__}: {exc})")
+            log.warning("auto backend: %s", notes[-1])
+            continue
+        notes.append(f"{candidate}: chosen")
+        log.info("auto backend: %s", "; ".join(notes))
+        return Selection(backend, notes)
+    raise RuntimeError(f"no backend could be opened: {'; '.join(notes)}")
+
+
+def open_backend(name: str = "auto", options: BackendOptions | None = None) -> Backend:
+    return select_backend(name, options).backend

@@ -1,0 +1,131 @@
+"""Everything about the TensorRT backend that does not need TensorRT: tested on every machine.
+
+TensorRT's builder cannot be installed on our CI machines (DESIGN.md), so the
+decisions live here, as plain functions, and ``tensorrt_backend`` only makes the
+TensorRT calls: the cache key of an engine, the optimisation profile, the
+engine's I/O tensors checked against the contract, and the INT8 calibration data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from unimrseg_core.modalities import COMBINATIONS, MODALITY_CHANNELS
+from unimrseg_core.runtime.contract import INPUTS, OUTPUTS, ContractError, Tensor, check_tensors
+from unimrseg_core.runtime.engine_cache import EngineKey
+
+PRECISIONS: Final = ("fp32", "fp16", "int8")
+ENGINE_SUFFIX: Final = ".engine"
+
+# TensorRT DataType member name -> numpy dtype name, for the contract check
+DTYPE_NAMES: Final[dict[str, str]] = {
+    "FLOAT": "float32",
+    "HALF": "float16",
+    "BF16": "bfloat16",
+    "INT8": "int8",
+    "INT32": "int32",
+    "INT64": "int64",
+    "UINT8": "uint8",
+    "BOOL": "bool",
+    "FP8": "float8",
+}
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One I/O tensor as the engine reports it (``get_tensor_name/mode/shape/dtype``)."""
+
+    name: str
+    is_input: bool
+    shape: Shape  # -1 where dynamic
+    dtype: str  # TensorRT DataType member name: "FLOAT", "HALF", ...
+
+
+def check_batch_range(batch: tuple[int, int, int]) -> None:
+    low, opt, high = batch
+    if not 1 <= low <= opt <= high:
+        raise ValueError(f"batch profile must satisfy 1 <= min <= opt <= max, got {batch}")
+
+
+def engine_key(
+    onnx_sha256: str,
+    *,
+    tensorrt_version: str,
+    device_name: str,
+    compute_capability: str,
+    precision: str,
+    batch: tuple[int, int, int],
+    input_size: tuple[int, int],
+) -> EngineKey:
+    """The cache key of an engine: what makes one engine unusable for another situation."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    check_batch_range(batch)
+    return EngineKey(
+        model_sha256=onnx_sha256,
+        backend="tensorrt",
+        runtime_version=tensorrt_version,
+        device_name=device_name,
+        compute_capability=compute_capability,
+        precision=precision,
+        batch=batch,
+        input_size=input_size,
+    )
+
+
+def profile_shapes(batch: tuple[int, int, int], input_size: tuple[int, int]) -> dict[str, tuple[Shape, ...]]:
+    """Input name -> (min, opt, max) shapes: only the batch varies, H x W are the model's."""
+    check_batch_range(batch)
+    h, w = input_size
+    shapes: dict[str, tuple[Shape, ...]] = {}
+    for spec in INPUTS:
+        if spec.rank == 4:
+            shapes[spec.name] = tuple((b, spec.channels, h, w) for b in batch)  # type: ignore[misc]
+        else:
+            shapes[spec.name] = tuple((b, spec.channels) for b in batch)  # type: ignore[misc]
+    return shapes
+
+
+def check_bindings(bindings: list[Binding], input_size: tuple[int, int]) -> None:
+    """The engine's inputs and outputs against the contract; ``ContractError`` names the first break.
+
+    Engines may list their tensors in any order, so they are put in contract order
+    first; a missing or extra name is still an error.
+    """
+    for is_input, specs, kind in ((True, INPUTS, "inputs"), (False, OUTPUTS, "outputs")):
+        mine = {b.name: b for b in bindings if b.is_input == is_input}
+        order = [s.name for s in specs]
+        if sorted(mine) != sorted(order):
+            raise ContractError(f"engine {kind} are {sorted(mine)}, the contract needs {order}")
+        tensors = [
+            Tensor(n, mine[n].shape, DTYPE_NAMES.get(mine[n].dtype, mine[n].dtype.lower())) for n in order
+        ]
+        check_tensors(kind, tensors, specs, input_size)
+
+
+def calibration_feeds(
+    batches: int, batch_size: int, input_size: tuple[int, int], *, seed: int | None = None
+) -> Iterator[dict[str, np.ndarray]]:
+    """INT8 calibration data: training-split scenes (never the test split), all 7 combinations in turn.
+
+    Each batch is one combination, cycling, so the calibrator sees the activation
+    ranges of every mask the engine will be run with.
+    """
+    from unimrseg_core.data.generator import SceneGenerator
+    from unimrseg_core.data.splits import TRAIN_SEED
+    from unimrseg_core.data.tensors import model_inputs
+    from unimrseg_core.eval.protocols import drop
+
+    if batches < 1 or batch_size < 1:
+        raise ValueError(f"batches and batch_size must be >= 1, got {batches}, {batch_size}")
+    gen = SceneGenerator(input_size, TRAIN_SEED if seed is None else seed)
+    for index in range(batches):
+        samples = [model_inputs(gen.sample(index * batch_size + j)) for j in range(batch_size)]
+        stacked = {k: np.stack([s[k] for s in samples]) for k in (*MODALITY_CHANNELS, "modality_mask")}
+        yield drop(stacked, COMBINATIONS[index % len(COMBINATIONS)])
