@@ -55,6 +55,7 @@ preview: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_backends.py
 
 clean:
 	rm -rf $(VENV) build install log .pytest_cache .ruff_cache

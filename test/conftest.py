@@ -123,6 +123,19 @@ def ros_env(make_ros_env: Callable[[], dict[str, str]], monkeypatch: pytest.Monk
     return env
 
 
+@pytest.fixture(scope="module")
+def module_ros_env() -> Iterator[dict[str, str]]:
+    """Like ``ros_env``, for processes shared by a module's tests (one node for several checks).
+
+    Not applied in-process: a module-scoped in-process rclpy sets these variables itself.
+    """
+    lease = _DomainLease()
+    try:
+        yield {**os.environ, **ros_vars(lease.domain_id)}
+    finally:
+        lease.release()
+
+
 @pytest.fixture
 def rclpy_context(ros_env: dict[str, str]) -> Iterator[object]:
     """An initialised rclpy ``Context`` on this test's domain, shut down afterwards.
@@ -139,3 +152,16 @@ def rclpy_context(ros_env: dict[str, str]) -> Iterator[object]:
     finally:
         if context.ok():
             rclpy.shutdown(context=context)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Engines and exported ONNX files go to a per-run folder, never into the user's ~/.cache."""
+    path = tmp_path_factory.mktemp("unimrseg-cache")
+    before = os.environ.get("UNIMRSEG_CACHE")
+    os.environ["UNIMRSEG_CACHE"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("UNIMRSEG_CACHE", None)
+    else:
+        os.environ["UNIMRSEG_CACHE"] = before

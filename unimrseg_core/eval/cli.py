@@ -42,6 +42,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, help="layout of --data")
     p.add_argument("--split", help="split of --data (default: test if the dataset has one, else all)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
+    p.add_argument(
+        "--backend",
+        choices=("onnxruntime", "torch", "compiled", "tensorrt"),
+        default="onnxruntime",
+        help="runtime that runs the model (default onnxruntime; a checkpoint is exported once into the "
+        "engine cache, the shipped one has its ONNX beside it)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -87,14 +94,16 @@ def run(args: argparse.Namespace) -> int:
     from unimrseg_core.eval.evaluate import PROTOCOL_SCENES, evaluate
     from unimrseg_core.eval.plots import write_plots
     from unimrseg_core.eval.sources import default_split, held_out_split, load_real
-    from unimrseg_core.model.checkpoint import SHIPPED, load_model
+    from unimrseg_core.model.checkpoint import SHIPPED
+    from unimrseg_core.runtime.selection import BackendOptions, select_backend
 
     if args.device == "cuda" and not torch.cuda.is_available():
         return _fail("--device cuda: no CUDA device available")
     checkpoint = args.checkpoint or SHIPPED
     try:
-        net, meta = load_model(checkpoint, device=args.device)
-        size = (int(meta["input_size"][0]), int(meta["input_size"][1]))
+        options = BackendOptions(checkpoint=checkpoint, device=args.device, max_batch=args.batch_size)
+        backend = select_backend(args.backend, options).backend
+        size = (int(backend.metadata["input_size"][0]), int(backend.metadata["input_size"][1]))
         if args.data is None:
             samples = held_out_split(size, args.scenes or TEST_SCENES)
         else:
@@ -104,13 +113,13 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
 
     result = evaluate(
-        net,
+        backend,
         samples,
         protocols=not args.no_protocols,
         protocol_scenes=PROTOCOL_SCENES if args.protocol_scenes is None else args.protocol_scenes,
         batch_size=args.batch_size,
         progress=not args.quiet,
-        data={**samples.info, "checkpoint": str(checkpoint)},
+        data={**samples.info, "checkpoint": str(checkpoint), "backend": backend.name},
     )
     _print_table(result)
     if args.json:

@@ -23,6 +23,7 @@ from unimrseg_core.data.tensors import model_inputs, targets
 from unimrseg_core.eval.metrics import SaliencyMeter, SegmentationMeter
 from unimrseg_core.eval.protocols import Damage, Inputs, drop, robustness_protocols
 from unimrseg_core.modalities import CLASS_NAMES, COMBINATIONS, Combination, combination
+from unimrseg_core.runtime.backends import Backend
 
 __all__ = ["PROTOCOL_SCENES", "evaluate", "usable_combinations"]
 
@@ -98,11 +99,27 @@ def _stack(inputs: Sequence[Inputs]) -> Inputs:
     return {k: np.stack([x[k] for x in inputs]) for k in inputs[0]}
 
 
-def _predict(net: torch.nn.Module, inputs: Inputs, device: torch.device) -> tuple[torch.Tensor, np.ndarray]:
-    """Class ids ``[B,H,W]`` (CPU int64) and saliency x 255 as uint8 ``[B,H,W]``."""
-    logits, prob = net(**{k: torch.from_numpy(v).to(device) for k, v in inputs.items()})
-    prob255 = (prob[:, 0] * 255).round().to(torch.uint8)
-    return logits.argmax(1).cpu(), prob255.cpu().numpy()
+Predictor = Callable[[Inputs], tuple[torch.Tensor, np.ndarray]]
+"""Model inputs -> class ids ``[B,H,W]`` (CPU int64) and saliency x 255 as uint8 ``[B,H,W]``."""
+
+
+def _predictor(model: torch.nn.Module | Backend) -> Predictor:
+    """A torch module (training, tests) runs on its parameters' device; a Backend runs itself."""
+    if isinstance(model, torch.nn.Module):
+        device = next(model.parameters()).device
+
+        def run_module(inputs: Inputs) -> tuple[torch.Tensor, np.ndarray]:
+            logits, prob = model(**{k: torch.from_numpy(v).to(device) for k, v in inputs.items()})
+            prob255 = (prob[:, 0] * 255).round().to(torch.uint8)
+            return logits.argmax(1).cpu(), prob255.cpu().numpy()
+
+        return run_module
+
+    def run_backend(inputs: Inputs) -> tuple[torch.Tensor, np.ndarray]:
+        seg, sal = model.infer({k: np.ascontiguousarray(v) for k, v in inputs.items()})
+        return torch.from_numpy(seg.argmax(1)), np.round(sal[:, 0] * 255).astype(np.uint8)
+
+    return run_backend
 
 
 def _damage(damage: Damage, index: int, inputs: Sequence[Inputs], first: int) -> Inputs:
@@ -127,7 +144,7 @@ class _Tally:
 
 
 def _score(
-    net: torch.nn.Module,
+    predict: Predictor,
     samples: Sequence[Sample],
     chosen: list[Combination],
     damages: list[Damage],
@@ -143,7 +160,6 @@ def _score(
         clean=_Scores(full=False),
         damaged=[_Scores(full=False) for _ in damages],
     )
-    device = next(net.parameters()).device
     starts = range(0, len(samples), batch_size)
     for first in tqdm(starts, desc="eval", unit="batch", disable=not progress):
         batch = [samples[i] for i in range(first, min(first + batch_size, len(samples)))]
@@ -154,12 +170,12 @@ def _score(
         stacked = _stack(inputs)
         n = max(0, min(len(batch), protocol_scenes - first))  # rows in the protocol subset
         for c in chosen:
-            pred, prob255 = _predict(net, drop(stacked, c), device)
+            pred, prob255 = predict(drop(stacked, c))
             tally.combinations[c.name].update(pred, prob255, truth)
             if c == complete and n:
                 tally.clean.update(pred[:n], prob255[:n], truth.head(n))
         for j, (damage, meter) in enumerate(zip(damages, tally.damaged, strict=True) if n else ()):
-            pred, prob255 = _predict(net, _damage(damage, j, inputs[:n], first), device)
+            pred, prob255 = predict(_damage(damage, j, inputs[:n], first))
             meter.update(pred, prob255, truth.head(n))
     return tally
 
@@ -234,7 +250,7 @@ def _protocols(
 
 
 def evaluate(
-    net: torch.nn.Module,
+    model: torch.nn.Module | Backend,
     samples: Sequence[Sample],
     *,
     combinations: Sequence[str | Combination] | None = None,
@@ -244,7 +260,10 @@ def evaluate(
     progress: bool = True,
     data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score ``net`` on ``samples`` (all with the same modalities) on the device of its parameters.
+    """Score ``model`` on ``samples`` (all with the same modalities).
+
+    ``model`` is a runtime Backend (ONNX Runtime is the fast path on a CPU) or a torch
+    module, run on the device of its parameters.
 
     ``combinations`` defaults to every combination the samples' modalities allow. The
     result: ``combinations`` (one row per combination: ``combination``, ``miou``,
@@ -268,13 +287,15 @@ def evaluate(
     damages = robustness_protocols(present) if protocols else []
     scenes = min(protocol_scenes, len(samples)) if protocols else 0
 
-    was_training = net.training
-    net.eval()
+    was_training = isinstance(model, torch.nn.Module) and model.training
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     try:
         with torch.inference_mode():
-            tally = _score(net, samples, chosen, damages, scenes, batch_size, progress)
+            tally = _score(_predictor(model), samples, chosen, damages, scenes, batch_size, progress)
     finally:
-        net.train(was_training)
+        if was_training:
+            model.train()
     rows = [_row(name, s) for name, s in tally.combinations.items()]
     complete = combination(present)
     return {

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from unimrseg_core.model.checkpoint import SHIPPED, sha256_file
+from unimrseg_core.model.checkpoint import SHIPPED, read_metadata, sha256_file
 from unimrseg_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,9 @@ def _cuda() -> bool:
 
 
 def _files(options: BackendOptions) -> tuple[Path | None, Path | None]:
-    """(checkpoint, onnx) to use; the shipped pair when neither is given."""
-    if options.checkpoint is None and options.onnx is None:
+    """(checkpoint, onnx) to use; the shipped pair when neither is given or the shipped checkpoint is."""
+    shipped = options.checkpoint is not None and Path(options.checkpoint).resolve() == SHIPPED
+    if options.onnx is None and (options.checkpoint is None or shipped):
         return SHIPPED, SHIPPED_ONNX
     return options.checkpoint, options.onnx
 
@@ -99,6 +100,7 @@ def ensure_onnx(options: BackendOptions) -> Path:
         )
     from unimrseg_core.runtime.export import export_onnx
 
+    read_metadata(checkpoint)  # a missing or foreign checkpoint: its clear CheckpointError first
     size = "" if options.input_size is None else "-{}x{}".format(*options.input_size)
     target = options.cache_dir / "onnx" / f"{sha256_file(Path(checkpoint))[:24]}{size}.onnx"
     if not target.is_file():

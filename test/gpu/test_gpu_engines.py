@@ -1,0 +1,119 @@
+"""GPU engines: the compiled engine in FP16 on CUDA, and TensorRT where it is installed.
+
+Skipped with the reason on machines without a CUDA GPU (``gpu``) or without TensorRT
+(``tensorrt``); run on the GPU machine with ``pytest -m gpu test/gpu``.
+Accuracy targets (issue 5): FP16 mask agreement >= 99.5 % with eager FP32 and an
+mIoU drop <= 0.005 on held-out scenes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from unimrseg_core.data.generator import SceneGenerator
+from unimrseg_core.data.splits import TEST_SEED
+from unimrseg_core.data.tensors import model_inputs
+from unimrseg_core.eval.metrics import SegmentationMeter
+from unimrseg_core.eval.protocols import drop
+from unimrseg_core.modalities import COMBINATIONS
+from unimrseg_core.model.checkpoint import SHIPPED
+from unimrseg_core.runtime.backends import TorchBackend
+
+CUDA = torch.cuda.is_available()
+TRT = importlib.util.find_spec("tensorrt") is not None
+SCENES = 24
+gpu = pytest.mark.skipif(not CUDA, reason="no CUDA GPU on this machine")
+tensorrt = pytest.mark.skipif(not (CUDA and TRT), reason="TensorRT or a CUDA GPU is missing")
+
+
+@pytest.fixture(scope="module")
+def held_out() -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
+    gen = SceneGenerator((240, 320), TEST_SEED)
+    out = []
+    for i in range(SCENES):
+        sample = gen.sample(i)
+        feeds = {k: v[None] for k, v in model_inputs(sample).items()}
+        out.append((drop(feeds, COMBINATIONS[i % len(COMBINATIONS)]), sample.label))
+    return out
+
+
+def _agreement_and_miou_drop(engine, reference, held_out) -> tuple[float, float]:
+    agree, meters = [], (SegmentationMeter(), SegmentationMeter())
+    for feeds, label in held_out:
+        ids = [b.infer(feeds)[0][0].argmax(0) for b in (engine, reference)]
+        agree.append(float((ids[0] == ids[1]).mean()))
+        for meter, pred in zip(meters, ids, strict=True):
+            meter.update(torch.from_numpy(pred)[None], torch.from_numpy(label.astype(np.int64))[None])
+    return float(np.mean(agree)), meters[1].miou() - meters[0].miou()
+
+
+@pytest.mark.gpu
+@gpu
+def test_compiled_fp16_matches_fp32_and_is_cached(tmp_path, held_out):
+    from unimrseg_core.runtime.compiled import CompiledBackend
+
+    engine = CompiledBackend(SHIPPED, cache_dir=tmp_path, device="cuda", precision="fp16")
+    assert engine.built
+    agreement, miou_drop = _agreement_and_miou_drop(engine, TorchBackend(SHIPPED, device="cuda"), held_out)
+    assert agreement >= 0.995
+    assert miou_drop <= 0.005
+
+    again = CompiledBackend(SHIPPED, cache_dir=tmp_path, device="cuda", precision="fp16")
+    assert not again.built
+    with again.path.open("r+b") as f:
+        f.seek(64)
+        f.write(b"\xff" * 8)
+    assert CompiledBackend(SHIPPED, cache_dir=tmp_path, device="cuda", precision="fp16").built
+    bf16 = CompiledBackend(SHIPPED, cache_dir=tmp_path, device="cuda", precision="bf16")
+    assert bf16.built
+    assert bf16.path != again.path
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+@tensorrt
+def test_tensorrt_fp16_matches_fp32_and_is_cached(tmp_path, held_out):
+    from unimrseg_core.runtime.selection import SHIPPED_ONNX
+    from unimrseg_core.runtime.tensorrt_backend import TensorRTBackend
+
+    engine = TensorRTBackend(SHIPPED_ONNX, cache_dir=tmp_path, precision="fp16")
+    assert engine.built
+    agreement, miou_drop = _agreement_and_miou_drop(engine, TorchBackend(SHIPPED, device="cuda"), held_out)
+    assert agreement >= 0.995
+    assert miou_drop <= 0.005
+    assert not TensorRTBackend(SHIPPED_ONNX, cache_dir=tmp_path, precision="fp16").built
+    assert TensorRTBackend(SHIPPED_ONNX, cache_dir=tmp_path, precision="fp16", force_update=True).built
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+@tensorrt
+def test_tensorrt_engine_with_foreign_bindings_is_refused(tmp_path):
+    """An engine under our key (valid sidecar) whose outputs are renamed: a ContractError, no output."""
+    import onnx
+
+    from unimrseg_core.runtime.contract import ContractError
+    from unimrseg_core.runtime.engine_cache import EngineCache
+    from unimrseg_core.runtime.selection import SHIPPED_ONNX
+    from unimrseg_core.runtime.tensorrt_backend import TensorRTBackend, build_engine
+    from unimrseg_core.runtime.tensorrt_plan import ENGINE_SUFFIX
+
+    good = TensorRTBackend(SHIPPED_ONNX, cache_dir=tmp_path, precision="fp32")
+    model = onnx.load(str(SHIPPED_ONNX))
+    for node in model.graph.node:
+        node.output[:] = ["sal" if o == "saliency" else o for o in node.output]
+    model.graph.output[1].name = "sal"
+    plan = build_engine(
+        model.SerializeToString(),
+        precision="fp32",
+        batch=good.batch,
+        input_size=good.input_size,
+        cache_dir=tmp_path,
+    )
+    EngineCache(tmp_path, suffix=ENGINE_SUFFIX).store(good.key, plan)
+    with pytest.raises(ContractError, match="outputs are"):
+        TensorRTBackend(SHIPPED_ONNX, cache_dir=tmp_path, precision="fp32")
