@@ -27,6 +27,7 @@ setup(
     entry_points={
         "console_scripts": [
             "unimrseg = unimrseg_core.cli:main",
+            "unimrseg_node = unimrseg_ros.segmentation_node:main",
         ],
     },
 )

@@ -1,0 +1,537 @@
+"""The node's parameters: one table that declares them, maps them onto the core configs, writes the docs.
+
+Each :class:`Param` has its default, a description, a range or choices, and whether it
+is read-only; :func:`declare` turns them into ROS parameter descriptors,
+:func:`node_config` maps the values onto the core's own validated configs
+(:class:`HealthConfig`, :class:`BackendOptions`, :class:`ThermalMapping`,
+:class:`SyncConfig`) and names the offending parameter on error, and
+``python -m unimrseg_ros.parameters yaml|markdown`` writes ``config/unimrseg.yaml``
+and the README table from the same table (a test keeps them equal).
+
+The health thresholds' defaults are read from ``HealthConfig()`` itself, so the
+node and the offline tools can never disagree on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Final
+
+from unimrseg_core.health import HealthConfig, HealthConfigError
+from unimrseg_core.image_msg import MAX_PIXELS, ThermalMapping
+from unimrseg_core.modalities import MODALITIES
+from unimrseg_core.runtime.selection import BACKENDS, BackendOptions, default_cache_dir
+from unimrseg_core.sync import SyncConfig
+from unimrseg_ros.topics import NODE_NAME
+
+__all__ = [
+    "PARAMS",
+    "RELIABILITIES",
+    "NodeConfig",
+    "Param",
+    "ParameterError",
+    "QosSettings",
+    "declare",
+    "markdown_table",
+    "node_config",
+    "validate",
+    "yaml_text",
+]
+
+Value = bool | int | float | str | list[str]
+RELIABILITIES: Final = ("best_effort", "reliable")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: name (dots nest it in YAML), default (its type is the parameter's type), docs."""
+
+    name: str
+    default: Value
+    description: str
+    low: float | None = None
+    high: float | None = None
+    step: int = 0
+    """Integers only: the allowed values are ``low + k * step`` (0: any integer in range)."""
+    choices: tuple[str, ...] = ()
+    """Strings, or each element of a string list, must be one of these."""
+    read_only: bool = False
+
+    @property
+    def kind(self) -> str:
+        return type(self.default).__name__ if not isinstance(self.default, list) else "string[]"
+
+
+class ParameterError(ValueError):
+    """A parameter value the node cannot use; ``name`` is the ROS parameter."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(f"parameter {name}: {message}")
+
+
+_HEALTH = HealthConfig()
+
+
+def _health(field_name: str, description: str, low: float, high: float) -> Param:
+    return Param(f"health.{field_name}", getattr(_HEALTH, field_name), description, low, high)
+
+
+def _modality(modality: str) -> list[Param]:
+    return [
+        Param(f"{modality}.enabled", True, f"Subscribe to {modality}/image and use it while it is healthy."),
+        Param(
+            f"{modality}.expected_rate_hz",
+            0.0,
+            f"The {modality} camera's frame rate, for silence detection; 0: learned from arrivals "
+            "(median interval).",
+            0.0,
+            1000.0,
+        ),
+    ]
+
+
+_THERMAL_DEFAULT = ThermalMapping()
+
+PARAMS: Final[tuple[Param, ...]] = (
+    # --- lifecycle
+    Param(
+        "autostart",
+        True,
+        "Configure and activate on start; false: wait for lifecycle transitions (e.g. a lifecycle manager).",
+        read_only=True,
+    ),
+    # --- model and backend (read in on_configure)
+    Param(
+        "backend",
+        "auto",
+        "Inference backend. auto: tensorrt (TensorRT and a GPU), else compiled (GPU), else onnxruntime, "
+        "else torch; the choice and the reasons are on /diagnostics.",
+        choices=BACKENDS,
+    ),
+    Param(
+        "checkpoint",
+        "",
+        "PyTorch checkpoint (.pt) for the torch and compiled backends (exported to ONNX once, into the "
+        "engine cache, when no onnx is given); empty: the shipped model.",
+    ),
+    Param("onnx", "", "ONNX model for onnxruntime and tensorrt; empty: the shipped model's ONNX."),
+    Param(
+        "engine_cache_dir",
+        "",
+        "Where engines (TensorRT plans, compiled packages) are cached, keyed by model, runtime, GPU, "
+        "precision and shape; empty: $UNIMRSEG_CACHE or ~/.cache/unimrseg.",
+    ),
+    Param("force_engine_update", False, "Rebuild the cached engine at configure even if it is valid."),
+    Param("fp16", True, "GPU engines (tensorrt, compiled) in FP16; false: FP32. CPU backends run FP32."),
+    Param("device", "", "cpu, cuda or cuda:N; empty: cuda when available (onnxruntime: cpu unless asked)."),
+    Param(
+        "threads",
+        1,
+        "ONNX Runtime intra-op threads; 0: every core this process may use. 1 leaves the other cores to "
+        "DDS, the camera drivers and this node's callbacks (on 2 cores, measured: 2 spinning threads "
+        "cost twice the CPU per frame for 13 % less latency alone, and doubled it under load).",
+        0,
+        256,
+    ),
+    Param(
+        "input_height",
+        0,
+        "Network input height (multiple of 16); 0 (with input_width 0): the model's own size. Images of "
+        "any size are resized to it and the masks come back at the anchor image's size.",
+        0,
+        4096,
+        16,
+    ),
+    Param("input_width", 0, "Network input width (multiple of 16); 0: the model's own size.", 0, 4096, 16),
+    # --- inputs
+    *(p for m in MODALITIES for p in _modality(m)),
+    Param(
+        "thermal.kelvin_per_count",
+        _THERMAL_DEFAULT.kelvin_per_count,
+        "mono16/16UC1 thermal: kelvin = counts * kelvin_per_count + offset_kelvin (0.01: radiometric "
+        "TLinear output of FLIR Lepton/Boson cores).",
+        1e-6,
+        10.0,
+    ),
+    Param("thermal.offset_kelvin", _THERMAL_DEFAULT.offset_kelvin, "See kelvin_per_count.", -1000.0, 1000.0),
+    Param(
+        "thermal.mono8_min_kelvin",
+        _THERMAL_DEFAULT.mono8_min_kelvin,
+        "mono8 thermal: the temperature of level 0.",
+        0.0,
+        1000.0,
+    ),
+    Param(
+        "thermal.mono8_max_kelvin",
+        _THERMAL_DEFAULT.mono8_max_kelvin,
+        "mono8 thermal: the temperature of level 255.",
+        0.0,
+        1000.0,
+    ),
+    Param(
+        "max_pixels",
+        MAX_PIXELS,
+        "Largest height x width accepted; larger images are rejected (counted) before any allocation.",
+        1,
+        1 << 28,
+    ),
+    Param("input_qos.reliability", "best_effort", "Input subscriptions' reliability.", choices=RELIABILITIES),
+    Param("input_qos.depth", 5, "Input subscriptions' history depth.", 1, 1000),
+    # --- frame assembly
+    Param(
+        "sync.anchor_priority",
+        list(MODALITIES),
+        "Modalities that may anchor a frame, best first: a frame is emitted when the first healthy one "
+        "arrives, and carries its header.",
+        choices=MODALITIES,
+    ),
+    Param(
+        "sync.max_age_seconds",
+        0.5,
+        "A companion image received longer ago than this is not used.",
+        0.0,
+        60.0,
+    ),
+    Param(
+        "sync.max_skew_seconds",
+        0.05,
+        "A companion image whose stamp differs from the anchor's by more than this is not used.",
+        0.0,
+        60.0,
+    ),
+    Param(
+        "sync.wait_seconds",
+        0.05,
+        "Longest wait, after the anchor arrived, for a healthy companion's matching image (0: never wait).",
+        0.0,
+        1.0,
+    ),
+    # --- sensor health (HealthConfig)
+    _health(
+        "default_rate_hz",
+        "Rate assumed for silence detection until min_rate_samples intervals are seen.",
+        1e-3,
+        1000.0,
+    ),
+    _health("min_rate_samples", "Arrival intervals needed before the learned rate is used.", 1, 10_000),
+    _health("rate_window", "The learned rate is the median of this many last intervals.", 1, 10_000),
+    _health("silence_periods", "LOST when silent for more than this many expected periods.", 1.0, 1000.0),
+    _health("fault_frames", "Bad frames in a row before an OK modality is DEGRADED.", 1, 10_000),
+    _health("frozen_frames", "Identical frames (or stamps) in a row that count as frozen.", 2, 10_000),
+    _health("recover_frames", "Good frames in a row before a DEGRADED or LOST modality is OK.", 1, 10_000),
+    _health("check_stride", "Content checks read every n-th row and column.", 1, 64),
+    _health("dark_mean_level", "rgb blackout: mean below this (uint8 levels).", 0.0, 255.0),
+    _health("min_std_level", "rgb flat image: standard deviation below this (uint8 levels).", 0.0, 255.0),
+    _health(
+        "saturated_fraction",
+        "Saturated when at least this fraction of pixels is at the top of the range.",
+        0.0,
+        1.0,
+    ),
+    _health("min_std_m", "depth flat image: std of valid pixels below this (metres).", 0.0, 100.0),
+    _health(
+        "max_invalid_depth_fraction",
+        "depth holes: DEGRADED above this fraction of invalid pixels.",
+        0.0,
+        1.0,
+    ),
+    _health("min_std_k", "thermal blackout (flat field): std below this (kelvin).", 0.0, 100.0),
+    _health("max_nonfinite_fraction", "thermal: DEGRADED above this fraction of NaN/inf pixels.", 0.0, 1.0),
+    Param(
+        "health_poll_rate_hz",
+        50.0,
+        "How often silence is checked and waiting frames are flushed; keep it >= 4x the camera rate.",
+        1.0,
+        1000.0,
+    ),
+    # --- outputs
+    Param("output_qos.reliability", "reliable", "Output publishers' reliability.", choices=RELIABILITIES),
+    Param("output_qos.depth", 5, "Output publishers' history depth.", 1, 1000),
+    Param(
+        "publish_colored_mask",
+        True,
+        "Publish segmentation/colored_mask (rgb8), computed only while someone subscribes.",
+    ),
+    Param(
+        "publish_probability",
+        True,
+        "Publish saliency/probability (32FC1), computed only while someone subscribes.",
+    ),
+    Param("diagnostics_period_seconds", 1.0, "Period of the /diagnostics status.", 0.1, 60.0),
+    Param(
+        "warn_period_seconds",
+        5.0,
+        "Least time between two log warnings of one kind (e.g. one malformed-message reason).",
+        0.0,
+        3600.0,
+    ),
+)
+
+BY_NAME: Final[Mapping[str, Param]] = {p.name: p for p in PARAMS}
+# expected_rate_hz is per modality (<modality>.expected_rate_hz); max_transitions only bounds the
+# monitor's memory, which the node empties as it logs each transition.
+_NOT_PARAMETERS: Final = ("expected_rate_hz", "max_transitions")
+_HEALTH_FIELDS: Final = tuple(f.name for f in fields(HealthConfig) if f.name not in _NOT_PARAMETERS)
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+@dataclass(frozen=True)
+class QosSettings:
+    reliability: str
+    depth: int
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything the node reads at configure, in the core's own types."""
+
+    backend: str
+    backend_options: BackendOptions
+    enabled: tuple[str, ...]
+    thermal: ThermalMapping
+    max_pixels: int
+    health: HealthConfig
+    sync: SyncConfig
+    input_qos: QosSettings
+    output_qos: QosSettings
+    publish_colored_mask: bool
+    publish_probability: bool
+    health_poll_rate_hz: float
+    diagnostics_period_s: float
+    warn_period_s: float
+
+
+def validate(name: str, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for parameter ``name`` (choices and ranges), or None."""
+    param = BY_NAME.get(name)
+    if param is None:
+        return None
+    if param.choices:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        bad = [v for v in items if v not in param.choices]
+        if bad:
+            return f"{bad!r} not in {', '.join(param.choices)}"
+        if isinstance(value, (list, tuple)) and len(set(value)) != len(value):
+            return f"a value is listed twice: {list(value)!r}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and param.low is not None:
+        high = param.high if param.high is not None else math.inf
+        if not param.low <= value <= high:
+            return f"{value!r} outside [{param.low:g}, {high:g}]"
+    return None
+
+
+def _seconds_ns(values: Mapping[str, Any], name: str) -> int:
+    return round(float(values[name]) * 1e9)
+
+
+def node_config(values: Mapping[str, Any]) -> NodeConfig:
+    """Map parameter values (name -> value, every name of :data:`PARAMS`) onto the configs.
+
+    Raises :class:`ParameterError` naming the first parameter that is wrong.
+    """
+    missing = [p.name for p in PARAMS if p.name not in values]
+    if missing:
+        raise ParameterError(missing[0], "missing")
+    for name, value in values.items():
+        problem = validate(name, value)
+        if problem:
+            raise ParameterError(name, problem)
+
+    enabled = tuple(m for m in MODALITIES if values[f"{m}.enabled"])
+    if not enabled:
+        raise ParameterError(f"{MODALITIES[0]}.enabled", "at least one modality must be enabled")
+    rates = {m: (float(values[f"{m}.expected_rate_hz"]) or None) for m in MODALITIES}
+    try:
+        health = HealthConfig(expected_rate_hz=rates, **{f: values[f"health.{f}"] for f in _HEALTH_FIELDS})
+    except HealthConfigError as exc:
+        raise ParameterError(f"health.{exc.field}", str(exc)) from None
+    try:
+        thermal = ThermalMapping(
+            **{f.name: float(values[f"thermal.{f.name}"]) for f in fields(ThermalMapping)}
+        )
+    except ValueError as exc:
+        name = "thermal.mono8_max_kelvin" if "mono8" in str(exc) else "thermal.kelvin_per_count"
+        raise ParameterError(name, str(exc)) from None
+    try:
+        sync = SyncConfig(
+            anchor_priority=tuple(values["sync.anchor_priority"]),
+            enabled=enabled,
+            max_age_ns=_seconds_ns(values, "sync.max_age_seconds"),
+            max_skew_ns=_seconds_ns(values, "sync.max_skew_seconds"),
+            wait_ns=_seconds_ns(values, "sync.wait_seconds"),
+        )
+    except ValueError as exc:
+        raise ParameterError("sync.anchor_priority", str(exc)) from None
+
+    height, width = int(values["input_height"]), int(values["input_width"])
+    if (height == 0) != (width == 0):
+        raise ParameterError(
+            "input_height", f"set both input_height and input_width or neither ({height}x{width})"
+        )
+    options = BackendOptions(
+        checkpoint=Path(values["checkpoint"]).expanduser() if values["checkpoint"] else None,
+        onnx=Path(values["onnx"]).expanduser() if values["onnx"] else None,
+        cache_dir=Path(values["engine_cache_dir"]).expanduser()
+        if values["engine_cache_dir"]
+        else default_cache_dir(),
+        device=values["device"] or None,
+        precision="fp16" if values["fp16"] else "fp32",
+        force_engine_update=bool(values["force_engine_update"]),
+        threads=int(values["threads"]) or None,
+        input_size=(height, width) if height else None,
+    )
+    return NodeConfig(
+        backend=str(values["backend"]),
+        backend_options=options,
+        enabled=enabled,
+        thermal=thermal,
+        max_pixels=int(values["max_pixels"]),
+        health=health,
+        sync=sync,
+        input_qos=QosSettings(values["input_qos.reliability"], int(values["input_qos.depth"])),
+        output_qos=QosSettings(values["output_qos.reliability"], int(values["output_qos.depth"])),
+        publish_colored_mask=bool(values["publish_colored_mask"]),
+        publish_probability=bool(values["publish_probability"]),
+        health_poll_rate_hz=float(values["health_poll_rate_hz"]),
+        diagnostics_period_s=float(values["diagnostics_period_seconds"]),
+        warn_period_s=float(values["warn_period_seconds"]),
+    )
+
+
+def defaults() -> dict[str, Value]:
+    return {p.name: p.default for p in PARAMS}
+
+
+# --------------------------------------------------------------------------- ROS
+
+
+def descriptor(param: Param) -> Any:
+    """The rcl_interfaces ParameterDescriptor of ``param`` (type, description, range, read-only)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+    types = {
+        "bool": ParameterType.PARAMETER_BOOL,
+        "int": ParameterType.PARAMETER_INTEGER,
+        "float": ParameterType.PARAMETER_DOUBLE,
+        "str": ParameterType.PARAMETER_STRING,
+        "string[]": ParameterType.PARAMETER_STRING_ARRAY,
+    }
+    desc = ParameterDescriptor(
+        name=param.name, type=types[param.kind], description=param.description, read_only=param.read_only
+    )
+    if param.choices:
+        desc.additional_constraints = f"one of: {', '.join(param.choices)}"
+    if param.low is not None and param.high is not None:
+        if param.kind == "int":
+            desc.integer_range = [
+                IntegerRange(from_value=int(param.low), to_value=int(param.high), step=param.step)
+            ]
+        elif param.kind == "float":
+            desc.floating_point_range = [
+                FloatingPointRange(from_value=float(param.low), to_value=float(param.high))
+            ]
+    return desc
+
+
+def declare(node: Any) -> None:
+    """Declare every parameter on ``node`` with its descriptor (values from --params-file / -p override)."""
+    node.declare_parameters("", [(p.name, p.default, descriptor(p)) for p in PARAMS])
+
+
+def values_of(node: Any) -> dict[str, Any]:
+    """The current value of every parameter of the table on ``node``."""
+    return {p.name: node.get_parameter(p.name).value for p in PARAMS}
+
+
+# --------------------------------------------------------------------------- docs
+
+
+def _yaml_value(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # always with a decimal point or exponent: ROS reads it as a double
+    return json.dumps(value)  # ints, quoted strings, inline lists: valid YAML
+
+
+def _constraint(param: Param) -> str:
+    if param.choices:
+        return f" One of: {', '.join(param.choices)}."
+    if param.low is not None and param.high is not None:
+        step = f", step {param.step}" if param.step else ""
+        if param.kind == "int":
+            return f" Range [{int(param.low)}, {int(param.high)}{step}]."
+        return f" Range [{param.low:g}, {param.high:g}]."
+    return ""
+
+
+def _wrap(text: str, indent: str, width: int = 100) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(indent) + 2 + len(line) + 1 + len(word) > width:
+            lines.append(f"{indent}# {line}")
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    if line:
+        lines.append(f"{indent}# {line}")
+    return lines
+
+
+def yaml_text() -> str:
+    """``config/unimrseg.yaml``: every parameter with its default and documentation."""
+    out = [
+        "# Parameters of unimrseg_node, each at its default (written by",
+        "# `python -m unimrseg_ros.parameters yaml > config/unimrseg.yaml`; edit a copy).",
+        "# Use: unimrseg_node --ros-args --params-file config/unimrseg.yaml",
+        "# Floats need a decimal point (ROS parameters are typed). The key matches the node",
+        "# in any namespace.",
+        f"/**/{NODE_NAME}:",
+        "  ros__parameters:",
+    ]
+    group: str | None = None
+    seen: set[str] = set()
+    for param in PARAMS:
+        prefix, _, leaf = param.name.rpartition(".")
+        if prefix != group:
+            if prefix in seen:  # a YAML mapping cannot repeat a key: keep each group together in PARAMS
+                raise ValueError(f"parameter group {prefix!r} is split in PARAMS")
+            if prefix:
+                out.append(f"    {prefix}:")
+                seen.add(prefix)
+            group = prefix
+        indent = "      " if prefix else "    "
+        read_only = " Read-only." if param.read_only else ""
+        out.extend(_wrap(param.description + _constraint(param) + read_only, indent))
+        out.append(f"{indent}{leaf}: {_yaml_value(param.default)}")
+    return "\n".join(out) + "\n"
+
+
+def markdown_table() -> str:
+    """The README's parameter table."""
+    rows = ["| parameter | type | default | meaning |", "|---|---|---|---|"]
+    for p in PARAMS:
+        text = (p.description + _constraint(p) + (" Read-only." if p.read_only else "")).replace("|", "\\|")
+        rows.append(f"| `{p.name}` | {p.kind} | `{_yaml_value(p.default)}` | {text} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Print the node's parameter documentation.")
+    parser.add_argument("format", choices=["yaml", "markdown"])
+    args = parser.parse_args(argv)
+    sys.stdout.write(yaml_text() if args.format == "yaml" else markdown_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

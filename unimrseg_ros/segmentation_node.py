@@ -1,0 +1,579 @@
+"""``unimrseg_node``: the segmentation lifecycle node. Camera images in; masks, status and diagnostics out.
+
+A frame follows one path: subscription callback -> ``image_msg.decode`` (sensor units)
+-> ``HealthMonitor.observe`` -> ``FrameAssembler.add`` (a frame per healthy anchor) ->
+one-slot hand-off to the inference thread (``LatestWorker``: the newest frame wins,
+replaced ones are counted as dropped) -> ``Segmenter.segment`` on the healthy
+modalities -> masks and ``segmentation/status`` with the anchor's header.
+
+Lifecycle: parameters are declared in ``__init__``; ``on_configure`` reads them and
+loads the model (engine builds happen here, not at activation); ``on_activate``
+creates publishers, subscriptions and timers and starts the inference thread;
+``on_deactivate`` stops and destroys them; ``on_cleanup`` releases the model.
+With ``autostart`` (default) ``main()`` configures and activates at once.
+
+Threads: inference runs on its own thread, so a slow model never delays a subscription;
+every executor callback is short (decode, health checks and assembly take about 1 ms
+per image). ``main()`` spins a SingleThreadedExecutor: measured here, rclpy's
+MultiThreadedExecutor delivered the 10 Hz cameras in bursts with gaps of up to a second
+(5-7 Hz on average), the single-threaded one all of them on time. The callbacks are still
+safe under a multi-threaded executor (e.g. composed with other nodes): sensors and the
+health/sync timer share one mutually exclusive group, diagnostics and QoS events
+another, and a lock guards the monitor and assembler. No callback lets an exception out.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import ParameterException
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header, String
+
+from unimrseg_core.health import HealthMonitor, HealthState
+from unimrseg_core.image_msg import ImageMsgError, decode
+from unimrseg_core.modalities import MODALITIES
+from unimrseg_core.runtime.latency import LatencyWindow
+from unimrseg_core.runtime.latest_worker import LatestWorker
+from unimrseg_core.runtime.segmenter import Segmenter
+from unimrseg_core.runtime.selection import Selection, select_backend
+from unimrseg_core.sync import NO_MESSAGE, Frame, FrameAssembler, Message
+from unimrseg_ros import parameters, topics
+from unimrseg_ros.diagnostics import (
+    InferenceReport,
+    SensorReport,
+    frame_status,
+    inference_status,
+    sensor_status,
+)
+from unimrseg_ros.outputs import image_message, labels_message
+from unimrseg_ros.parameters import NodeConfig, ParameterError
+from unimrseg_ros.qos import LATCHED, QosWatch, profile
+from unimrseg_ros.rejects import RejectCounter
+
+__all__ = ["SegmentationNode", "main"]
+
+IMAGE_OUTPUTS = (topics.CLASS_MASK, topics.COLORED_MASK, topics.SALIENCY_MASK, topics.SALIENCY_PROBABILITY)
+ON_DEMAND = (topics.COLORED_MASK, topics.SALIENCY_PROBABILITY)  # computed only while subscribed
+
+
+@dataclass(frozen=True)
+class Received:
+    """A decoded input image with what its output needs: the header and when it arrived."""
+
+    image: np.ndarray
+    header: Header
+    arrived_s: float  # time.perf_counter() at the callback, for latency
+
+
+@dataclass(frozen=True)
+class Job:
+    frame: Frame[Received]
+    health_notes: dict[str, str]  # modality -> "DEGRADED: frozen ..." for those left out as unhealthy
+
+
+def stamp_ns(header: Header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+class SegmentationNode(LifecycleNode):
+    """The lifecycle node; construct, then ``start()`` (what autostart does) or drive its transitions."""
+
+    def __init__(self, node_name: str = topics.NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        parameters.declare(self)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._lock = threading.RLock()  # monitor, assembler, per-modality facts
+        self._input_group = MutuallyExclusiveCallbackGroup()
+        self._report_group = MutuallyExclusiveCallbackGroup()
+        self._qos = QosWatch(self.get_logger().warning)
+        self._config: NodeConfig | None = None
+        self._selection: Selection | None = None
+        self._segmenter: Segmenter | None = None
+        self._reset_active_state()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> bool:
+        """Configure, then activate (what ``autostart`` does); True when active."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    @property
+    def state_label(self) -> str:
+        return str(self._state_machine.current_state[1])
+
+    @property
+    def segmenter(self) -> Segmenter | None:
+        """The loaded model (None until configured and after cleanup)."""
+        return self._segmenter
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            config = parameters.node_config(parameters.values_of(self))
+        except ParameterError as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        try:
+            selection = select_backend(config.backend, config.backend_options)
+        except Exception as exc:  # a model that cannot be loaded is a failed configure, not a crash
+            self.get_logger().error(
+                f"configure failed: backend {config.backend!r}: {type(exc).__name__}: {exc}"
+            )
+            return TransitionCallbackReturn.FAILURE
+        self._config, self._selection = config, selection
+        self._segmenter = Segmenter(selection.backend)
+        h, w = self._segmenter.input_size
+        self.get_logger().info(
+            f"model loaded: backend {selection.backend.name} ({'; '.join(selection.notes)}), input {h}x{w}"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        config = self._config
+        if config is None or self._segmenter is None:
+            return TransitionCallbackReturn.FAILURE
+        try:
+            self._activate(config)
+        except Exception as exc:
+            self.get_logger().error(f"activate failed: {type(exc).__name__}: {exc}")
+            self._deactivate()
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info(
+            f"active: inputs {', '.join(self._subs)}; anchors {', '.join(config.sync.anchors)}"
+        )
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self.get_logger().info("inactive: inputs and outputs released")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._release_model()
+        self.get_logger().info("unconfigured: model released")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        """Stop everything and drop the model, whatever the state (shutdown, errors, exit)."""
+        self._deactivate()
+        self._release_model()
+
+    def _release_model(self) -> None:
+        self._segmenter = None
+        self._selection = None
+        self._config = None
+
+    # ------------------------------------------------------------------ activation
+
+    def _reset_active_state(self) -> None:
+        self._monitor: HealthMonitor | None = None
+        self._assembler: FrameAssembler[Received] | None = None
+        self._worker: LatestWorker[Job] | None = None
+        self._subs: dict[str, Any] = {}
+        self._pubs: dict[str, Any] = {}
+        self._timers: list[Any] = []
+        self._rejects = RejectCounter(5.0)
+        self._rejects_reported: dict[str, int] = {}
+        self._latency = LatencyWindow()
+        self._inference = LatencyWindow()
+        self._last_receive_ns: dict[str, int] = {}
+        self._last_frame_id: dict[str, str] = {}
+        self._published: Counter[str] = Counter(dict.fromkeys((*IMAGE_OUTPUTS, topics.STATUS), 0))
+        self._failed = 0
+        self._idle_reason: str | None = None
+        self._last_error_log = 0.0
+
+    def _activate(self, config: NodeConfig) -> None:
+        self._reset_active_state()
+        self._qos.clear()
+        self._rejects = RejectCounter(config.warn_period_s)
+        with self._lock:
+            self._monitor = HealthMonitor(config.health)
+            self._assembler = FrameAssembler(config.sync)
+        self._worker = LatestWorker(self._infer, on_error=self._on_worker_error, name="unimrseg-inference")
+
+        out_qos = profile(config.output_qos)
+        wanted = [topics.CLASS_MASK, topics.SALIENCY_MASK]
+        if config.publish_colored_mask:
+            wanted.append(topics.COLORED_MASK)
+        if config.publish_probability:
+            wanted.append(topics.SALIENCY_PROBABILITY)
+        for topic in wanted:
+            self._pubs[topic] = self.create_publisher(
+                Image, topic, out_qos, event_callbacks=self._qos.publisher(self._resolved(topic))
+            )
+        self._pubs[topics.STATUS] = self.create_publisher(
+            DiagnosticArray,
+            topics.STATUS,
+            out_qos,
+            event_callbacks=self._qos.publisher(self._resolved(topics.STATUS)),
+        )
+        self._pubs[topics.LABELS] = self.create_publisher(String, topics.LABELS, LATCHED)
+        self._pubs[topics.DIAGNOSTICS] = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self._pubs[topics.LABELS].publish(
+            labels_message(self._segmenter.backend.metadata if self._segmenter else None)
+        )
+        self._worker.start()
+
+        in_qos = profile(config.input_qos)
+        for modality in config.enabled:
+            topic = topics.INPUTS[modality]
+            self._subs[modality] = self.create_subscription(
+                Image,
+                topic,
+                lambda msg, m=modality: self._on_image(m, msg),
+                in_qos,
+                callback_group=self._input_group,
+                event_callbacks=self._qos.subscription(self._resolved(topic)),
+            )
+        self._timers = [
+            self.create_timer(
+                1.0 / config.health_poll_rate_hz, self._on_poll, callback_group=self._input_group
+            ),
+            self.create_timer(
+                config.diagnostics_period_s, self._on_diagnostics, callback_group=self._report_group
+            ),
+        ]
+
+    def _deactivate(self) -> None:
+        """Stop the inference thread first (so nothing publishes), then destroy timers, subs, pubs."""
+        worker = self._worker
+        if worker is not None:
+            worker.stop()
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        for sub in self._subs.values():
+            self.destroy_subscription(sub)
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        with self._lock:
+            self._timers, self._subs, self._pubs = [], {}, {}
+            self._monitor, self._assembler, self._worker = None, None, None
+
+    def _resolved(self, topic: str) -> str:
+        try:
+            return self.resolve_topic_name(topic)
+        except Exception:  # older rclpy: the relative name is still informative
+            return topic
+
+    def _on_set_parameters(self, params: Sequence[Any]) -> SetParametersResult:
+        """Parameters are read at configure: refuse changes while configured, and bad values always."""
+        for param in params:
+            if param.name not in parameters.BY_NAME:
+                continue
+            problem = parameters.validate(param.name, param.value)
+            if problem:
+                return SetParametersResult(successful=False, reason=f"{param.name}: {problem}")
+            if self.state_label not in ("unconfigured", "configuring"):
+                return SetParametersResult(
+                    successful=False,
+                    reason=f"{param.name} is read at configure: deactivate and clean up the node, set it, "
+                    "then configure again",
+                )
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ inputs
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _on_image(self, modality: str, msg: Image) -> None:
+        """Decode, check health, assemble; never raises (a bad message is counted and dropped)."""
+        arrived = time.perf_counter()
+        receive_ns = self._now_ns()
+        config = self._config
+        if config is None:
+            return
+        try:
+            image = decode(msg, modality, thermal=config.thermal, max_pixels=config.max_pixels)
+        except ImageMsgError as exc:
+            self._reject(modality, exc.reason, str(exc))
+            return
+        except Exception as exc:
+            self._reject(modality, "decode_error", f"{type(exc).__name__}: {exc}")
+            return
+        try:
+            self._accept(modality, msg, image, arrived, receive_ns)
+        except Exception as exc:
+            self._log_error(f"{modality} image dropped: {type(exc).__name__}: {exc}")
+
+    def _accept(self, modality: str, msg: Image, image: np.ndarray, arrived: float, receive_ns: int) -> None:
+        stamp = stamp_ns(msg.header)
+        with self._lock:
+            monitor, assembler = self._monitor, self._assembler
+            if monitor is None or assembler is None:
+                return  # deactivated meanwhile
+            health = monitor.observe(
+                modality, image, stamp_ns=stamp, receive_ns=receive_ns, encoding=msg.encoding
+            )
+            self._last_receive_ns[modality] = receive_ns
+            self._last_frame_id[modality] = msg.header.frame_id
+            usable = self._usable(monitor, receive_ns)
+            message = Message(
+                modality, stamp, receive_ns, Received(image, msg.header, arrived), health.usable
+            )
+            frames = assembler.add(message, usable, receive_ns)
+            jobs = self._jobs(frames, monitor, receive_ns)
+            self._log_changes(monitor, assembler)
+        self._submit(jobs)
+
+    def _reject(self, modality: str, reason: str, text: str) -> None:
+        due = self._rejects.count(modality, reason, time.monotonic())
+        if due is not None:
+            more = f" ({due} more since the last warning)" if due else ""
+            self.get_logger().warning(f"rejected {modality} message: {text}{more}")
+
+    def _usable(self, monitor: HealthMonitor, now_ns: int) -> tuple[str, ...]:
+        enabled = self._config.enabled if self._config else ()
+        return tuple(m for m in monitor.usable(now_ns) if m in enabled)
+
+    def _on_poll(self) -> None:
+        """Silence detection and flushing frames whose wait for companions ran out."""
+        try:
+            now = self._now_ns()
+            with self._lock:
+                monitor, assembler = self._monitor, self._assembler
+                if monitor is None or assembler is None:
+                    return
+                frames = assembler.poll(self._usable(monitor, now), now)
+                jobs = self._jobs(frames, monitor, now)
+                self._log_changes(monitor, assembler)
+            self._submit(jobs)
+        except Exception as exc:
+            self._log_error(f"health poll failed: {type(exc).__name__}: {exc}")
+
+    def _jobs(self, frames: list[Frame[Received]], monitor: HealthMonitor, now_ns: int) -> list[Job]:
+        if not frames:
+            return []
+        health = monitor.poll(now_ns)
+        return [
+            Job(f, {m: f"{health[m].state}: {health[m].summary}" for m in f.skipped if not health[m].usable})
+            for f in frames
+        ]
+
+    def _submit(self, jobs: list[Job]) -> None:
+        worker = self._worker
+        if worker is not None:
+            for job in jobs:
+                worker.submit(job)
+
+    def _log_changes(self, monitor: HealthMonitor, assembler: FrameAssembler[Received]) -> None:
+        """Log each health transition once, and when output stops or resumes."""
+        for t in monitor.pop_transitions():
+            if self._config is not None and t.modality not in self._config.enabled:
+                continue
+            text = f"{t.modality}: {t.old} -> {t.new} ({t.reason})"
+            if t.new is HealthState.OK:
+                self.get_logger().info(text)
+            else:
+                self.get_logger().warning(text)
+        if assembler.idle_reason != self._idle_reason:
+            if assembler.idle_reason and assembler.idle_reason != NO_MESSAGE:
+                self.get_logger().error(f"no output: {assembler.idle_reason}")
+            elif self._idle_reason:
+                self.get_logger().info("output resumed")
+            self._idle_reason = assembler.idle_reason
+
+    # ------------------------------------------------------------------ inference thread
+
+    def _infer(self, job: Job) -> None:
+        """Run the model on one frame and publish its outputs (on the inference thread)."""
+        segmenter, pubs = self._segmenter, self._pubs
+        if segmenter is None or not pubs:
+            return
+        frame = job.frame
+        anchor = frame.messages[frame.anchor].payload
+        images = {m: message.payload.image for m, message in frame.messages.items()}
+        start = time.perf_counter()
+        segmentation = segmenter.segment(**images, output_size=anchor.image.shape[:2])
+        inference_s = time.perf_counter() - start
+        for topic in IMAGE_OUTPUTS:
+            pub = pubs.get(topic)
+            if pub is None or (topic in ON_DEMAND and pub.get_subscription_count() == 0):
+                continue
+            pub.publish(image_message(topic, segmentation, anchor.header))
+            self._published[topic] += 1
+        latency_s = time.perf_counter() - anchor.arrived_s
+        dropped = self._worker.dropped if self._worker is not None else 0
+        status = frame_status(
+            self.get_name(),
+            anchor.header,
+            frame,
+            job.health_notes,
+            inference_s=inference_s,
+            latency_s=latency_s,
+            dropped=dropped,
+        )
+        pubs[topics.STATUS].publish(status)
+        self._published[topics.STATUS] += 1
+        done = time.monotonic_ns()
+        self._inference.add(inference_s, done)
+        self._latency.add(latency_s, done)
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        self._failed += 1
+        self._log_error(f"inference failed: {type(exc).__name__}: {exc}")
+
+    def _log_error(self, text: str) -> None:
+        now = time.monotonic()
+        period = self._config.warn_period_s if self._config else 5.0
+        if now - self._last_error_log >= period:
+            self._last_error_log = now
+            self.get_logger().error(text)
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def _on_diagnostics(self) -> None:
+        try:
+            pub = self._pubs.get(topics.DIAGNOSTICS)
+            if pub is not None:
+                pub.publish(self.diagnostics())
+        except Exception as exc:
+            self._log_error(f"diagnostics failed: {type(exc).__name__}: {exc}")
+
+    def diagnostics(self) -> DiagnosticArray:
+        """The /diagnostics message: one status per sensor and one for inference."""
+        now = self._now_ns()
+        config = self._config
+        enabled = config.enabled if config else ()
+        with self._lock:
+            monitor, assembler = self._monitor, self._assembler
+            if monitor is None or assembler is None:
+                raise RuntimeError("not active")
+            health = monitor.poll(now)
+            periods = {m: monitor.expected_period_ns(m) for m in MODALITIES}
+            anchor = assembler.anchor(self._usable(monitor, now))
+            frames, idle = assembler.emitted, assembler.idle_reason
+            last_receive = dict(self._last_receive_ns)
+            frame_ids = dict(self._last_frame_id)
+        statuses = []
+        for modality in MODALITIES:
+            rejected = self._rejects.by_reason(modality)
+            total = sum(rejected.values())
+            new = total - self._rejects_reported.get(modality, 0)
+            self._rejects_reported[modality] = total
+            topic = self._resolved(topics.INPUTS[modality])
+            report = SensorReport(
+                modality=modality,
+                enabled=modality in enabled,
+                topic=topic,
+                health=health[modality],
+                expected_period_ns=periods[modality],
+                age_ns=now - last_receive[modality] if modality in last_receive else None,
+                frame_id=frame_ids.get(modality, ""),
+                rejected=rejected,
+                rejected_new=new,
+                qos=self._qos.for_topic(topic),
+            )
+            statuses.append(sensor_status(self.get_name(), report))
+        statuses.append(inference_status(self.get_name(), self._inference_report(frames, idle, anchor)))
+        array = DiagnosticArray(status=statuses)
+        array.header.stamp = self.get_clock().now().to_msg()
+        return array
+
+    def _inference_report(self, frames: int, idle: str | None, anchor: str | None) -> InferenceReport:
+        selection = self._selection
+        device, precision = backend_facts(selection, self._config)
+        inputs = {self._resolved(t) for t in topics.INPUTS.values()}
+        worker = self._worker
+        return InferenceReport(
+            backend=selection.backend.name if selection else "none",
+            precision=precision,
+            device=device,
+            notes=selection.notes if selection else [],
+            latency_p50_s=self._latency.percentile(50),
+            latency_p95_s=self._latency.percentile(95),
+            inference_p50_s=self._inference.percentile(50),
+            inference_p95_s=self._inference.percentile(95),
+            fps=self._latency.rate_hz(time.monotonic_ns()),
+            frames=frames,
+            dropped=worker.dropped if worker else 0,
+            published=self._published[topics.STATUS],
+            errors=self._failed,
+            idle_reason=idle,
+            anchor=anchor,
+            outputs=dict(self._published),
+            qos=[i for i in self._qos.incidents() if i.topic not in inputs],
+        )
+
+
+def backend_facts(selection: Selection | None, config: NodeConfig | None) -> tuple[str, str]:
+    """(device, precision) the backend runs with: GPU engines use the fp16 parameter, the rest fp32."""
+    if selection is None or config is None:
+        return "none", "none"
+    backend = selection.backend
+    providers = getattr(backend, "providers", None)
+    if providers is not None:  # onnxruntime
+        device = "cuda" if providers and providers[0].startswith("CUDA") else "cpu"
+    else:
+        device = str(getattr(backend, "device", None) or config.backend_options.device or "cuda")
+    gpu_engine = backend.name in ("tensorrt", "compiled") and device.startswith("cuda")
+    return device, config.backend_options.precision if gpu_engine else "fp32"
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Console script: run the node until SIGINT or SIGTERM, then shut it down through its lifecycle.
+
+    The signals only set a flag (rclpy's own handlers are not installed): the spin loop
+    ends within 0.1 s, the node goes through ``shutdown`` (inference thread joined, model
+    released) while the context is still valid, and the exit code is 0.
+    """
+    stop = threading.Event()
+    argv = list(args) if args is not None else sys.argv
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    executor = SingleThreadedExecutor()  # inference has its own thread; see the module docstring
+    node: SegmentationNode | None = None
+    try:
+        try:
+            node = SegmentationNode()
+        except ParameterException as exc:  # e.g. a params-file value outside its declared range
+            print(f"unimrseg_node: bad parameter: {exc}", file=sys.stderr)
+            return 2
+        if node.get_parameter("autostart").value and not node.start():
+            node.get_logger().error(f"autostart failed; the node stays {node.state_label}")
+        executor.add_node(node)
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        if node is not None:
+            if node.state_label in ("unconfigured", "inactive", "active"):
+                node.trigger_shutdown()
+            node.release()
+            executor.remove_node(node)
+            node.destroy_node()
+        executor.shutdown()
+        rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
