@@ -14,7 +14,9 @@ GPU backends, no host copies) and of ``Segmenter.segment`` (camera images in
 sensor units at that size -> class ids and saliency: pre + model + post), fps
 from the Segmenter p50, the p50 of every modality combination (they must cost
 the same: one network, the mask is an input), the engine build or load time, and
-peak memory (process RSS; CUDA allocator peak on a GPU). Each (backend, size)
+peak memory (process RSS, which includes an export or engine build done in the same
+process; torch's CUDA allocator peak on a GPU, which misses memory TensorRT allocates
+itself). Each (backend, size)
 runs in its own process so peak memory and thread pools do not leak between
 them. Writes ``benchmarks/results/bench_backends_<device>.json`` and a PNG plot.
 """
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, environment, write_result
 
 SIZES = ((240, 320), (480, 640), (720, 1280))
+SPREAD_WARNING = 1.15  # max/min p50 over the 7 combinations above which the run says so
 
 
 def _percentiles(times: list[float]) -> dict[str, float]:
@@ -218,6 +221,9 @@ def main() -> int:
     parser.add_argument("--max-batch", type=int, default=4)
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     parser.add_argument("--name", help="result name (default bench_backends_<device>)")
+    parser.add_argument(
+        "--child-timeout", type=float, default=1800, help="seconds per (backend, size), builds included"
+    )
     args = parser.parse_args()
 
     keys = ("threads", "seconds", "min_runs", "max_runs", "warmup", "max_batch")
@@ -232,7 +238,11 @@ def main() -> int:
                 args=(queue, name, tuple(size), args.device, args.precision, str(args.cache_dir), settings),
             )
             proc.start()
-            row = queue.get()
+            try:
+                row = queue.get(timeout=args.child_timeout)
+            except Exception:  # queue.Empty: the child crashed or hung
+                proc.kill()
+                row = {"error": f"no result within {args.child_timeout} s (exit code {proc.exitcode})"}
             proc.join()
             row.setdefault("backend", name)
             row.setdefault("size", list(size))
@@ -257,6 +267,11 @@ def main() -> int:
     print(f"wrote {path}")
     for key, value in ratios.items():
         print(f"  {key}: {value:.2f}")
+    if ratios.get("worst_combination_spread", 1.0) > SPREAD_WARNING:
+        print(
+            f"WARNING: a combination costs {ratios['worst_combination_spread']:.2f}x another "
+            f"(> {SPREAD_WARNING}); one network should cost the same for every mask: check for noise"
+        )
     return 0
 
 

@@ -12,6 +12,7 @@ Absent image tensors are zeros, but only the mask tells the network which are ab
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Final
@@ -37,6 +38,7 @@ __all__ = [
     "combination_from_mask",
     "denormalize",
     "mask_array",
+    "metadata_mismatch",
     "model_metadata",
     "normalize",
 ]
@@ -220,3 +222,13 @@ def model_metadata() -> dict[str, object]:
         "ignore_index": IGNORE_INDEX,
         "normalization": {m: asdict(n) for m, n in NORMALIZATION.items()},
     }
+
+
+def metadata_mismatch(meta: Mapping[str, object]) -> str | None:
+    """The first of classes / normalisation / modalities where a model's metadata differs from
+    this code's (a model trained or exported elsewhere), or None when all match."""
+    current = json.loads(json.dumps(model_metadata()))  # as read back from JSON: tuples become lists
+    for key in ("classes", "normalization", "modalities"):
+        if meta.get(key) != current[key]:
+            return key
+    return None

@@ -36,9 +36,15 @@ def test_shipped_onnx_is_the_shipped_checkpoint():
     assert meta["checkpoint_sha256"] == sha256_file(SHIPPED)
 
 
-def test_auto_without_tensorrt_or_gpu_falls_back_to_onnxruntime(tmp_path, caplog):
-    if importlib.util.find_spec("tensorrt") is not None:
-        pytest.skip("TensorRT is installed here; this test is about machines without it")
+def test_auto_without_tensorrt_or_gpu_falls_back_to_onnxruntime(tmp_path, caplog, monkeypatch):
+    """The same on every machine: TensorRT and CUDA are made invisible."""
+    from unimrseg_core.runtime import selection
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        selection.importlib.util, "find_spec", lambda n: None if n == "tensorrt" else real_find_spec(n)
+    )
+    monkeypatch.setattr(selection, "_cuda", lambda: False)
     with caplog.at_level(logging.INFO, logger="unimrseg_core.runtime.selection"):
         chosen = select_backend("auto", BackendOptions(cache_dir=tmp_path))
     assert chosen.backend.name == "onnxruntime"
@@ -46,6 +52,28 @@ def test_auto_without_tensorrt_or_gpu_falls_back_to_onnxruntime(tmp_path, caplog
     assert "compiled: " in chosen.notes[1]
     assert chosen.notes[-1] == "onnxruntime: chosen"
     assert "onnxruntime: chosen" in caplog.text
+
+
+def test_auto_tries_the_next_backend_when_one_fails_to_open(tmp_path, monkeypatch):
+    from unimrseg_core.runtime import selection
+
+    def broken(options):
+        raise RuntimeError("engine build failed: out of memory")
+
+    monkeypatch.setattr(selection, "_usable", lambda name, options: None)
+    monkeypatch.setitem(selection.OPENERS, "tensorrt", broken)
+    monkeypatch.setitem(selection.OPENERS, "compiled", broken)
+    chosen = select_backend("auto", BackendOptions(cache_dir=tmp_path, device="cpu"))
+    assert chosen.backend.name == "onnxruntime"
+    assert chosen.notes[:2] == [
+        "tensorrt: failed to open (RuntimeError: engine build failed: out of memory)",
+        "compiled: failed to open (RuntimeError: engine build failed: out of memory)",
+    ]
+
+
+def test_an_onnx_from_another_checkpoint_is_refused(tiny_checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="was not exported from"):
+        select_backend("auto", BackendOptions(checkpoint=tiny_checkpoint, onnx=SHIPPED_ONNX))
 
 
 def test_auto_with_only_an_onnx_model_never_needs_a_checkpoint(tmp_path):
@@ -164,20 +192,21 @@ def test_compiled_refuses_half_precision_on_cpu(tiny_checkpoint, tmp_path):
 
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         CompiledBackend(tiny_checkpoint, cache_dir=tmp_path, precision="fp16")
-    with pytest.raises(ValueError, match="precision must be one of"):
+    with pytest.raises(ValueError, match="precision is one of"):
         CompiledBackend(tiny_checkpoint, cache_dir=tmp_path, precision="int4")
 
 
 @pytest.mark.slow
 def test_cli_engine_build_reuses_the_cached_engine(compiled, tiny_checkpoint, compiled_cache, capsys):
-    args = ["engine", "build", "--checkpoint", str(tiny_checkpoint), "--cache-dir", str(compiled_cache)]
+    args = ["engine", "build", "--backend", "compiled", "--device", "cpu"]
+    args += ["--checkpoint", str(tiny_checkpoint), "--cache-dir", str(compiled_cache)]
     assert main([*args, "--max-batch", "4", "--fp32"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["backend"] == "compiled"
     assert summary["built"] is False
     assert summary["key"]["model_sha256"] == sha256_file(tiny_checkpoint)
     assert main([*args, "--int8"]) == 2
-    assert "int8 is a TensorRT precision" in capsys.readouterr().err
+    assert "the compiled engine's precision is one of" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- unimrseg infer

@@ -14,6 +14,7 @@ from unimrseg_core.runtime.tensorrt_plan import (
     Binding,
     calibration_feeds,
     check_bindings,
+    check_engine_options,
     engine_key,
     profile_shapes,
 )
@@ -57,7 +58,7 @@ def test_force_engine_update_refuses_a_good_engine(tmp_path):
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"precision": "tf32"}, "precision"), ({"batch": (2, 1, 4)}, "min <= opt <= max")],
+    [({"precision": "tf32"}, "precision is one of"), ({"batch": (2, 1, 4)}, "min <= opt <= max")],
 )
 def test_bad_key_arguments_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
@@ -117,3 +118,22 @@ def test_calibration_cycles_every_combination_on_training_scenes():
             assert (np.abs(feeds[m]).sum() > 0) == (m in combo)
     # the scenes differ from batch to batch
     assert not np.array_equal(batches[0]["rgb"], batches[3]["rgb"])
+
+
+@pytest.mark.parametrize(
+    ("precision", "batch", "dla_core", "message"),
+    [
+        ("fp32", (1, 1, 1), 0, "fp16 or int8 only"),
+        ("fp16", (1, 1, 4), 0, "static batch"),
+        ("fp16", (1, 1, 1), -1, "dla_core must be >= 0"),
+        ("bf16", (1, 1, 4), None, "precision is one of"),
+    ],
+)
+def test_options_tensorrt_would_reject_or_ignore_are_refused(precision, batch, dla_core, message):
+    with pytest.raises(ValueError, match=message):
+        check_engine_options(precision, batch, dla_core)
+
+
+def test_dla_engine_with_a_static_batch_is_accepted():
+    check_engine_options("fp16", (2, 2, 2), 0)
+    check_engine_options("int8", (1, 1, 8), None)

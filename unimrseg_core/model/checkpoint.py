@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from unimrseg_core.modalities import model_metadata
+from unimrseg_core.modalities import metadata_mismatch, model_metadata
 from unimrseg_core.model.config import ModelConfig
 from unimrseg_core.model.network import UniMRSegNet, check_input_size
 
@@ -88,10 +88,9 @@ def load_model(path: str | Path = SHIPPED, *, device: str | torch.device = "cpu"
     meta = read_metadata(path)
     if meta.get("sha256") != sha256_file(path):
         raise CheckpointError(f"{path}: sha256 differs from {metadata_path(path).name}; file altered or torn")
-    current = json.loads(json.dumps(model_metadata()))  # as read back from JSON: tuples become lists
-    for key in ("classes", "normalization", "modalities"):
-        if meta.get(key) != current[key]:
-            raise CheckpointError(f"{path}: its {key} differ from this code's; retrain or use matching code")
+    differs = metadata_mismatch(meta)
+    if differs:
+        raise CheckpointError(f"{path}: its {differs} differ from this code's; retrain or use matching code")
     try:
         cfg = ModelConfig.from_dict(meta["model"])
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -11,8 +11,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-PRECISION_FLAGS = ("fp32", "fp16", "bf16", "int8")
-
 
 def add_parser(groups: Any) -> None:
     from unimrseg_core.cli import parse_size
@@ -50,8 +48,11 @@ def add_parser(groups: Any) -> None:
     )
     build.add_argument("--onnx", type=Path, help="ONNX model (default: the shipped one)")
     build.add_argument("--checkpoint", type=Path, help="checkpoint for the compiled engine")
+    from unimrseg_core.runtime.compiled import DTYPES
+    from unimrseg_core.runtime.tensorrt_plan import PRECISIONS
+
     precision = build.add_mutually_exclusive_group()
-    for flag in PRECISION_FLAGS:
+    for flag in sorted(set(PRECISIONS) | set(DTYPES)):
         precision.add_argument(
             f"--{flag}", dest="precision", action="store_const", const=flag, help=f"build in {flag}"
         )
@@ -122,23 +123,21 @@ def _checkpoint_for(onnx_path: Path | None, checkpoint: Path | None) -> Path | N
 
 
 def run_engine_build(args: argparse.Namespace) -> int:
-    import importlib.util
+    from unimrseg_core.runtime.selection import (
+        BackendOptions,
+        device_for,
+        precision_for,
+        select_backend,
+        tensorrt_usable,
+    )
 
-    import torch
-
-    from unimrseg_core.runtime.selection import BackendOptions, select_backend
-
+    device = device_for(BackendOptions(device=args.device))
     backend = args.backend
     if backend == "auto":
-        trt = importlib.util.find_spec("tensorrt") is not None and torch.cuda.is_available()
-        backend = "tensorrt" if trt else "compiled"
-        log.info("engine build: %s", "TensorRT and a GPU" if trt else "no TensorRT+GPU: compiled engine")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    precision = args.precision or ("fp16" if device.startswith("cuda") else "fp32")
-    if backend == "compiled" and precision == "int8":
-        raise ValueError("int8 is a TensorRT precision; the compiled engine takes fp32, fp16 or bf16")
-    if backend == "tensorrt" and precision == "bf16":
-        raise ValueError("the tensorrt engine takes fp32, fp16 or int8")
+        why = tensorrt_usable(BackendOptions(device=device))
+        backend = "compiled" if why else "tensorrt"
+        log.info("engine build: %s", f"compiled engine, tensorrt {why}" if why else "tensorrt")
+    precision = args.precision or precision_for(BackendOptions(), device)
     options = BackendOptions(
         checkpoint=_checkpoint_for(args.onnx, args.checkpoint) if backend == "compiled" else args.checkpoint,
         onnx=args.onnx,

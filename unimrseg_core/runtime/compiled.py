@@ -22,6 +22,7 @@ from typing import Any, Final
 import numpy as np
 import torch
 
+from unimrseg_core.fingerprint import model_code_fingerprint
 from unimrseg_core.modalities import MODALITY_CHANNELS
 from unimrseg_core.model.checkpoint import load_model
 from unimrseg_core.model.network import INPUT_NAMES, check_input_size
@@ -29,6 +30,7 @@ from unimrseg_core.runtime.backends import Feeds
 from unimrseg_core.runtime.contract import OUTPUTS, Tensor, check_tensors
 from unimrseg_core.runtime.device import device_identity
 from unimrseg_core.runtime.engine_cache import EngineCache, EngineKey
+from unimrseg_core.runtime.export import example_inputs
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ def compiled_key(
     return EngineKey(
         model_sha256=model_sha256,
         backend="compiled",
-        runtime_version=torch.__version__,
+        runtime_version=f"torch {torch.__version__}, model code {model_code_fingerprint()}",
         device_name=name,
         compute_capability=capability,
         precision=precision,
@@ -69,7 +71,7 @@ def compiled_key(
 
 def check_precision(precision: str, device: torch.device) -> None:
     if precision not in DTYPES:
-        raise ValueError(f"precision must be one of {sorted(DTYPES)}, got {precision!r}")
+        raise ValueError(f"the compiled engine's precision is one of {sorted(DTYPES)}, got {precision!r}")
     if precision != "fp32" and device.type != "cuda":
         raise ValueError(f"{precision} needs a CUDA device; on {device.type} use fp32")
 
@@ -79,10 +81,7 @@ def build_package(
 ) -> bytes:
     """torch.export with a dynamic batch, then AOTInductor; returns the package bytes."""
     module = CompiledPrecision(net, DTYPES[precision]).to(device).eval()
-    h, w = input_size
-    example = tuple(torch.rand(2, MODALITY_CHANNELS[m], h, w, device=device) for m in INPUT_NAMES[:3])
-    example += (torch.ones(2, len(MODALITY_CHANNELS), device=device),)
-    batch = torch.export.Dim("batch", min=1, max=max(2, max_batch))
+    example, batch = example_inputs(input_size, max_batch, device)
     with torch.inference_mode(False), torch.no_grad():
         program = torch.export.export(
             module, example, dynamic_shapes={name: {0: batch} for name in INPUT_NAMES}
@@ -132,7 +131,8 @@ class CompiledBackend:
             log.info("compiled engine: %s (%s)", found.reason, found.path)
             path = found.path
         self.path = path
-        self._run = torch._inductor.aoti_load_package(str(path))
+        index = self.device.index if self.device.index is not None else -1
+        self._run = torch._inductor.aoti_load_package(str(path), device_index=index)
         self._check_outputs()
 
     def _check_outputs(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import onnx
 
-from unimrseg_core.modalities import MODALITIES, MODALITY_CHANNELS, NUM_CLASSES
+from unimrseg_core.modalities import MODALITIES, MODALITY_CHANNELS, NUM_CLASSES, metadata_mismatch
 
 METADATA_KEY: Final = "unimrseg"  # metadata_props entry holding the model metadata JSON
 
@@ -92,6 +92,9 @@ def validate_onnx(model: onnx.ModelProto) -> dict[str, Any]:
             raise ContractError(f"metadata lacks {key!r}")
     if len(meta["classes"]) != NUM_CLASSES:
         raise ContractError(f"metadata has {len(meta['classes'])} classes, this code {NUM_CLASSES}")
+    differs = metadata_mismatch(meta)
+    if differs:  # the Segmenter normalises and names classes with this code's tables
+        raise ContractError(f"the model's {differs} differ from this code's; re-export with matching code")
     size = (int(meta["input_size"][0]), int(meta["input_size"][1]))
     check_tensors("inputs", [_onnx_tensor(v) for v in model.graph.input], INPUTS, size)
     check_tensors("outputs", [_onnx_tensor(v) for v in model.graph.output], OUTPUTS, size)

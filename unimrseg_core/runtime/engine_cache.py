@@ -2,8 +2,8 @@
 
 An engine is code tied to one model, one runtime version and one GPU. The cache
 key covers all of that (model sha256, backend and runtime version, device name
-and compute capability, precision, shape profile), so a TensorRT or driver
-upgrade or a new ONNX file misses the cache and triggers a rebuild instead of
+and compute capability, precision, shape profile), so a TensorRT or torch
+upgrade, another GPU or a new model misses the cache and triggers a rebuild instead of
 loading a stale engine. Every engine has a sidecar JSON with its key and its own
 sha256; a file whose sidecar key differs (foreign) or whose bytes changed
 (tampered, torn) is never returned, and ``lookup`` says why.
@@ -86,12 +86,15 @@ class EngineCache:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.path_for(key)
         record = {"key": key.as_json(), "sha256": hashlib.sha256(engine).hexdigest()}
-        self._atomic_write(path, engine)
-        self._atomic_write(self.sidecar(path), json.dumps(record, indent=1).encode())
+        atomic_write(path, engine)
+        atomic_write(self.sidecar(path), json.dumps(record, indent=1).encode())
         return path
 
-    def _atomic_write(self, target: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        Path(tmp).replace(target)
+
+def atomic_write(target: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``target``, then rename: readers never see half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    Path(tmp).replace(target)

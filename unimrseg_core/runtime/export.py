@@ -23,7 +23,7 @@ import torch
 from unimrseg_core.data.generator import SceneGenerator
 from unimrseg_core.data.splits import TEST_SEED
 from unimrseg_core.data.tensors import model_inputs
-from unimrseg_core.modalities import COMBINATIONS, MODALITIES
+from unimrseg_core.modalities import COMBINATIONS, MODALITIES, MODALITY_CHANNELS
 from unimrseg_core.model.checkpoint import load_model
 from unimrseg_core.model.network import INPUT_NAMES, OUTPUT_NAMES, check_input_size
 from unimrseg_core.runtime.contract import METADATA_KEY, validate_onnx
@@ -50,6 +50,20 @@ def _metadata(meta: dict[str, Any]) -> dict[str, Any]:
         "inputs": list(INPUT_NAMES),
         "outputs": list(OUTPUT_NAMES),
     }
+
+
+def example_inputs(
+    input_size: tuple[int, int], max_batch: int, device: str | torch.device = "cpu"
+) -> tuple[tuple[torch.Tensor, ...], torch.export.Dim]:
+    """Example inputs (batch 2) and the dynamic batch Dim for torch.export / the ONNX exporter.
+
+    The example batch is 2 because torch.export specialises a dimension of size 1; the Dim's
+    upper bound is therefore at least 2 even when ``max_batch`` is 1.
+    """
+    h, w = input_size
+    example = tuple(torch.rand(2, MODALITY_CHANNELS[m], h, w, device=device) for m in MODALITIES)
+    example += (torch.ones(2, len(MODALITIES), device=device),)
+    return example, torch.export.Dim("batch", min=1, max=max(2, max_batch))
 
 
 def report_path(onnx_path: Path) -> Path:
@@ -108,14 +122,9 @@ def export_onnx(
         check_input_size(*input_size)
         meta = {**meta, "input_size": [int(input_size[0]), int(input_size[1])]}
     h, w = (int(v) for v in meta["input_size"])
-    example = (
-        torch.rand(2, 3, h, w),
-        torch.rand(2, 1, h, w),
-        torch.rand(2, 1, h, w),
-        torch.ones(2, 3),
-    )
-    batch = torch.export.Dim("batch", min=1, max=max_batch)
-    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+    example, batch = example_inputs((h, w), max_batch)
+    out.parent.mkdir(parents=True, exist_ok=True)  # the temporary file must be on out's filesystem
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         path = Path(tmp) / out.name
         program = torch.onnx.export(
             net,

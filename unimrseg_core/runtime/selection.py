@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from unimrseg_core.fingerprint import model_code_fingerprint
 from unimrseg_core.model.checkpoint import SHIPPED, read_metadata, sha256_file
 from unimrseg_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
 
@@ -24,6 +25,13 @@ log = logging.getLogger(__name__)
 
 BACKENDS: Final = ("auto", "tensorrt", "compiled", "onnxruntime", "torch")
 SHIPPED_ONNX: Final = SHIPPED.with_suffix(".onnx")
+
+
+class BackendError(ValueError):
+    """No backend (or not the one named) can be opened here: missing library, no GPU, failed build.
+
+    A ValueError, so the command line reports it in one line with exit status 2.
+    """
 
 
 def default_cache_dir() -> Path:
@@ -51,6 +59,8 @@ class BackendOptions:
     force_engine_update: bool = False
     threads: int | None = None  # onnxruntime intra-op threads; None: all cores this process may use
     input_size: tuple[int, int] | None = None  # network H x W; None: the model's (trained / exported) size
+    workspace_mib: int = 1024  # tensorrt builder workspace; keep small on a Jetson (shared memory)
+    dla_core: int | None = None  # tensorrt on a Jetson Orin DLA core (fixed batch, fp16/int8)
 
 
 @dataclass
@@ -66,19 +76,33 @@ def _cuda() -> bool:
 
 
 def _files(options: BackendOptions) -> tuple[Path | None, Path | None]:
-    """(checkpoint, onnx) to use; the shipped pair when neither is given or the shipped checkpoint is."""
+    """(checkpoint, onnx) to use; the shipped pair when neither is given or the shipped checkpoint is.
+
+    When both are given, the ONNX must have been exported from that checkpoint, or which
+    model runs would depend on which backend wins.
+    """
     shipped = options.checkpoint is not None and Path(options.checkpoint).resolve() == SHIPPED
     if options.onnx is None and (options.checkpoint is None or shipped):
         return SHIPPED, SHIPPED_ONNX
+    if options.checkpoint is not None and options.onnx is not None:
+        source = _onnx_meta(Path(options.onnx)).get("checkpoint_sha256")
+        if source != sha256_file(Path(options.checkpoint)):
+            raise ValueError(f"{options.onnx} was not exported from {options.checkpoint}")
     return options.checkpoint, options.onnx
 
 
-def _onnx_size(path: Path) -> tuple[int, int]:
+def _onnx_meta(path: Path) -> dict:
     import onnx
 
     from unimrseg_core.runtime.contract import validate_onnx
 
-    h, w = validate_onnx(onnx.load(str(path), load_external_data=False))["input_size"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such ONNX model")
+    return validate_onnx(onnx.load(str(path), load_external_data=False))
+
+
+def _onnx_size(path: Path) -> tuple[int, int]:
+    h, w = _onnx_meta(path)["input_size"]
     return int(h), int(w)
 
 
@@ -102,7 +126,8 @@ def ensure_onnx(options: BackendOptions) -> Path:
 
     read_metadata(checkpoint)  # a missing or foreign checkpoint: its clear CheckpointError first
     size = "" if options.input_size is None else "-{}x{}".format(*options.input_size)
-    target = options.cache_dir / "onnx" / f"{sha256_file(Path(checkpoint))[:24]}{size}.onnx"
+    name = f"{sha256_file(Path(checkpoint))[:24]}-{model_code_fingerprint()}{size}"
+    target = options.cache_dir / "onnx" / f"{name}.onnx"
     if not target.is_file():
         log.warning("exporting %s to %s for the ONNX-based backends", checkpoint, target)
         export_onnx(
@@ -115,12 +140,23 @@ def ensure_onnx(options: BackendOptions) -> Path:
     return target
 
 
-def _device(options: BackendOptions) -> str:
+def device_for(options: BackendOptions) -> str:
+    """The device asked for, else cuda when torch sees a GPU, else cpu."""
     return options.device or ("cuda" if _cuda() else "cpu")
 
 
-def _precision(options: BackendOptions, device: str) -> str:
+def precision_for(options: BackendOptions, device: str) -> str:
+    """GPU engines run ``options.precision``; CPU engines run fp32."""
     return options.precision if device.startswith("cuda") else "fp32"
+
+
+def tensorrt_usable(options: BackendOptions) -> str | None:
+    """Why TensorRT cannot run here, or None."""
+    if importlib.util.find_spec("tensorrt") is None:
+        return "not installed (TensorRT comes from JetPack or NVIDIA's packages)"
+    if not device_for(options).startswith("cuda"):
+        return "no CUDA device (none found, or device=cpu asked for)"
+    return None
 
 
 def _open_tensorrt(options: BackendOptions) -> Backend:
@@ -130,8 +166,10 @@ def _open_tensorrt(options: BackendOptions) -> Backend:
         ensure_onnx(options),
         cache_dir=options.cache_dir / "engines",
         precision=options.precision,
-        batch=(1, 1, options.max_batch),
+        batch=(options.max_batch,) * 3 if options.dla_core is not None else (1, 1, options.max_batch),
         force_update=options.force_engine_update,
+        workspace_mib=options.workspace_mib,
+        dla_core=options.dla_core,
         device=options.device or "cuda:0",
     )
 
@@ -142,12 +180,12 @@ def _open_compiled(options: BackendOptions) -> Backend:
     checkpoint, _ = _files(options)
     if checkpoint is None:
         raise ValueError("the compiled backend builds from a checkpoint (.pt); only an ONNX model was given")
-    device = _device(options)
+    device = device_for(options)
     return CompiledBackend(
         checkpoint,
         cache_dir=options.cache_dir / "engines",
         device=device,
-        precision=_precision(options, device),
+        precision=precision_for(options, device),
         max_batch=options.max_batch,
         force_update=options.force_engine_update,
         input_size=options.input_size,
@@ -163,7 +201,7 @@ def _open_torch(options: BackendOptions) -> Backend:
     checkpoint, _ = _files(options)
     if checkpoint is None:
         raise ValueError("the torch backend runs a checkpoint (.pt); only an ONNX model was given")
-    return TorchBackend(checkpoint, device=_device(options), input_size=options.input_size)
+    return TorchBackend(checkpoint, device=device_for(options), input_size=options.input_size)
 
 
 OPENERS: Final[dict[str, Callable[[BackendOptions], Backend]]] = {
@@ -177,14 +215,11 @@ OPENERS: Final[dict[str, Callable[[BackendOptions], Backend]]] = {
 def _usable(name: str, options: BackendOptions) -> str | None:
     """Why ``auto`` skips ``name`` on this machine, or None when it is worth trying."""
     checkpoint, _ = _files(options)
-    if name == "tensorrt":
-        if importlib.util.find_spec("tensorrt") is None:
-            return "tensorrt: not installed (TensorRT comes from JetPack or NVIDIA's packages)"
-        if not _cuda():
-            return "tensorrt: no CUDA GPU"
+    if name == "tensorrt" and (why := tensorrt_usable(options)):
+        return f"tensorrt: {why}"
     if name == "compiled":
-        if not _cuda():
-            return "compiled: no CUDA GPU (on a CPU, onnxruntime is faster)"
+        if not device_for(options).startswith("cuda"):
+            return "compiled: no CUDA device (on a CPU, onnxruntime is faster)"
         if checkpoint is None:
             return "compiled: needs a checkpoint, only an ONNX model was given"
     if name == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
@@ -200,7 +235,10 @@ def select_backend(name: str = "auto", options: BackendOptions | None = None) ->
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name != "auto":
-        backend = OPENERS[name](options)
+        try:
+            backend = OPENERS[name](options)
+        except (ImportError, RuntimeError) as exc:  # a missing library, no GPU, a failed engine build
+            raise BackendError(f"backend {name} cannot run here: {type(exc).__name__}: {exc}") from exc
         return Selection(backend, [f"{name}: chosen by name"])
     notes: list[str] = []
     for candidate, opener in OPENERS.items():
@@ -217,7 +255,7 @@ def select_backend(name: str = "auto", options: BackendOptions | None = None) ->
         notes.append(f"{candidate}: chosen")
         log.info("auto backend: %s", "; ".join(notes))
         return Selection(backend, notes)
-    raise RuntimeError(f"no backend could be opened: {'; '.join(notes)}")
+    raise BackendError(f"no backend could be opened: {'; '.join(notes)}")
 
 
 def open_backend(name: str = "auto", options: BackendOptions | None = None) -> Backend:

@@ -53,6 +53,24 @@ def check_batch_range(batch: tuple[int, int, int]) -> None:
         raise ValueError(f"batch profile must satisfy 1 <= min <= opt <= max, got {batch}")
 
 
+def check_engine_options(precision: str, batch: tuple[int, int, int], dla_core: int | None) -> None:
+    """Precision, profile and DLA choices TensorRT would reject or silently ignore, refused early.
+
+    A DLA (Jetson AGX/NX Orin) runs FP16 or INT8 only, on static shapes: its profile must have
+    min == opt == max, or every layer silently falls back to the GPU.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"the tensorrt engine's precision is one of {PRECISIONS}, got {precision!r}")
+    check_batch_range(batch)
+    if dla_core is not None:
+        if dla_core < 0:
+            raise ValueError(f"dla_core must be >= 0, got {dla_core}")
+        if precision == "fp32":
+            raise ValueError("a DLA runs fp16 or int8 only")
+        if len(set(batch)) != 1:
+            raise ValueError(f"a DLA needs a static batch (min == opt == max), got {batch}")
+
+
 def engine_key(
     onnx_sha256: str,
     *,
@@ -65,7 +83,7 @@ def engine_key(
 ) -> EngineKey:
     """The cache key of an engine: what makes one engine unusable for another situation."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise ValueError(f"the tensorrt engine's precision is one of {PRECISIONS}, got {precision!r}")
     check_batch_range(batch)
     return EngineKey(
         model_sha256=onnx_sha256,

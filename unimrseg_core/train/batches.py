@@ -17,7 +17,6 @@ Two sources of scenes:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from unimrseg_core.data.disk import GeneratedDataset, write_dataset
 from unimrseg_core.data.generator import SceneGenerator
 from unimrseg_core.data.tensors import model_inputs, targets
+from unimrseg_core.fingerprint import source_fingerprint
 from unimrseg_core.train.config import DataConfig
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,7 @@ _WORLD_SOURCES = Path(__file__).resolve().parent.parent / "data"
 
 def world_fingerprint() -> str:
     """Hash of the world's source code: a cached pool from older code is not reused."""
-    digest = hashlib.sha256()
-    for path in sorted(_WORLD_SOURCES.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    return source_fingerprint(_WORLD_SOURCES)
 
 
 def pool_dir(cfg: DataConfig) -> Path:
