@@ -18,7 +18,7 @@ from unimrseg_core.data.render import Ideal
 from unimrseg_core.data.scene import GROUND, Scene
 from unimrseg_core.data.textures import gaussian_noise
 
-__all__ = ["depth_sensor", "rgb_camera", "thermal_camera"]
+__all__ = ["depth_range_m", "depth_sensor", "rgb_camera", "thermal_camera", "thermal_column_offsets"]
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], cell: int) -> np.ndarray:
@@ -61,12 +61,26 @@ def rgb_camera(scene: Scene, ideal: Ideal, rng: np.random.Generator) -> np.ndarr
     return np.clip(srgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def depth_sensor(scene: Scene, ideal: Ideal, rng: np.random.Generator) -> np.ndarray:
+def depth_range_m(scene: Scene, rng: np.random.Generator) -> float:
+    """The depth sensor's maximum range for this scene (cut by fog)."""
+    return float(rng.uniform(6.0, 12.0) if scene.conditions[0] == "fog" else rng.uniform(18.0, 25.0))
+
+
+def thermal_column_offsets(rng: np.random.Generator, width: int) -> np.ndarray:
+    """Column fixed-pattern noise of the microbolometer (kelvin, ``1 x W``)."""
+    return rng.normal(0, 0.08, (1, width)).astype(np.float32)
+
+
+def depth_sensor(
+    scene: Scene, ideal: Ideal, rng: np.random.Generator, *, max_range_m: float | None = None
+) -> np.ndarray:
+    """Depth in metres, 0 = invalid. ``max_range_m`` fixes the range (a video keeps one sensor);
+    by default it is drawn from ``rng`` (:func:`depth_range_m`)."""
     g = ideal.gbuf
     h, w = ideal.depth.shape
     fog = scene.conditions[0] == "fog"
     holes = "depth_holes" in scene.conditions
-    max_range = rng.uniform(6.0, 12.0) if fog else rng.uniform(18.0, 25.0)
+    max_range = depth_range_m(scene, rng) if max_range_m is None else max_range_m
     z = ideal.depth
     valid = np.isfinite(z) & (z >= 0.3) & (z <= max_range)
     zf = np.where(valid, z, 0).astype(np.float32)
@@ -97,13 +111,18 @@ def depth_sensor(scene: Scene, ideal: Ideal, rng: np.random.Generator) -> np.nda
     return out
 
 
-def thermal_camera(scene: Scene, ideal: Ideal, rng: np.random.Generator) -> np.ndarray:
+def thermal_camera(
+    scene: Scene, ideal: Ideal, rng: np.random.Generator, *, column_offsets_k: np.ndarray | None = None
+) -> np.ndarray:
+    """Temperature in kelvin at 0.01 K. ``column_offsets_k`` fixes the column pattern (a video
+    keeps one sensor); by default it is drawn from ``rng`` (:func:`thermal_column_offsets`)."""
     h, w = ideal.temperature.shape
     sigma = 0.7 * w / 320.0  # microbolometer optics are softer than the RGB camera's
     t = cv2.GaussianBlur(ideal.temperature, (0, 0), sigma)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
     t = t - 0.4 * r2  # vignetting (lens housing)
-    t = t + rng.normal(0, 0.08, (1, w)).astype(np.float32)  # column fixed-pattern noise
+    fpn = thermal_column_offsets(rng, w) if column_offsets_k is None else column_offsets_k
+    t = t + fpn  # column fixed-pattern noise
     t = t + gaussian_noise(rng, (h, w)) * 0.05  # NETD ~50 mK
     return (np.round(t * 100.0) / 100.0).astype(np.float32)
