@@ -1,7 +1,7 @@
 """``unimrseg``: the project's one command line, with subcommands.
 
 Subcommands: ``data generate|preview``, ``train``, ``eval``, ``export``, ``engine build``,
-``infer``; each area keeps its own
+``infer``, ``bag make``; each area keeps its own
 parser beside its code (``train/cli.py``, ``eval/cli.py``) and registers it here.
 Bad arguments exit with status 2 and a one-line reason, never a traceback.
 """
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     prev.add_argument("--per-condition", type=_positive, default=1, help="rows per condition (default 1)")
     prev.set_defaults(func=_cmd_data_preview)
 
+    from unimrseg_core.bags.cli import add_parser as add_bag
     from unimrseg_core.eval.cli import add_parser as add_eval
     from unimrseg_core.runtime.cli import add_parser as add_runtime
     from unimrseg_core.train.cli import add_parser as add_train
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(groups)
     add_eval(groups)
     add_runtime(groups)
+    add_bag(groups)
     return parser
 
 

@@ -1,0 +1,251 @@
+"""``make_bag``: a rosbag2 bag of the procedural world seen by a moving robot, faults baked in.
+
+What the bag holds (names in :mod:`unimrseg_core.bags.topics`):
+
+- ``rgb/image`` (rgb8), ``depth/image`` (16UC1 mm), ``thermal/image`` (mono16, 0.01 K
+  counts): one message per frame and camera at ``rate_hz``, header stamp = frame time
+  from ``start_ns``, written at that time, unless a fault says otherwise;
+- ``ground_truth/class_mask`` and ``ground_truth/saliency`` (mono8): every frame, never faulted;
+- ``faults/timeline`` (std_msgs/String): the schedule's YAML, once, at the first frame;
+  ``faults/events``: one YAML mapping per fault start or end, at that time;
+- ``metadata.yaml`` ``custom_data``: ``unimrseg.faults`` (the YAML) and
+  ``unimrseg.sequence`` (JSON: seed, size, rate, duration, segments, start stamp);
+- ``faults.yaml`` beside the storage file: the schedule again, for tools without a bag reader.
+
+Faults are the :mod:`unimrseg_core.faults` model that the live injector also uses: a
+dropped or rate-dropped frame is not written; a frozen camera's last message is written
+again with its stale stamp; a delayed message keeps its stamp and is written ``delay_s``
+later; content faults change the image before it is encoded.
+
+The bag is written under a hidden sibling directory and renamed into place when complete,
+so ``out`` either does not exist or is a whole bag; an existing ``out`` is never touched.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from rosbags.rosbag2 import StoragePlugin, Writer
+from tqdm import tqdm
+
+from unimrseg_core.bags import messages
+from unimrseg_core.bags.topics import (
+    FAULT_EVENTS,
+    FAULT_TIMELINE,
+    GROUND_TRUTH,
+    IMAGE_TYPE,
+    SENSORS,
+    STRING_TYPE,
+)
+from unimrseg_core.data.sequence import DEFAULT_CONDITIONS, SequenceGenerator
+from unimrseg_core.data.splits import TEST_SEED
+from unimrseg_core.faults import FaultInjector, FaultSchedule
+from unimrseg_core.modalities import MODALITIES
+
+__all__ = [
+    "BAG_FORMAT",
+    "DEFAULT_START_NS",
+    "FAULTS_SIDECAR",
+    "STORAGES",
+    "BagSummary",
+    "make_bag",
+]
+
+log = logging.getLogger(__name__)
+
+STORAGES: Final[Mapping[str, StoragePlugin]] = {
+    "mcap": StoragePlugin.MCAP,
+    "sqlite3": StoragePlugin.SQLITE3,
+}
+"""rosbag2 storage plugins ``make_bag`` writes (both read by ``ros2 bag`` and rosbags)."""
+
+DEFAULT_START_NS: Final = 1_767_225_600 * 1_000_000_000
+"""Stamp of the first frame: 2026-01-01T00:00:00Z (fixed, so bags are reproducible)."""
+FAULTS_SIDECAR: Final = "faults.yaml"
+"""The fault schedule beside the bag's storage file: ``<bag>/faults.yaml``."""
+BAG_FORMAT: Final = "unimrseg-bag"
+_BAG_VERSION: Final = 1
+_NS_PER_S: Final = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class BagSummary:
+    """What :func:`make_bag` wrote."""
+
+    path: Path
+    storage: str
+    frames: int
+    duration_s: float
+    counts: dict[str, int] = field(default_factory=dict)  # messages per topic
+    seconds: float = 0.0  # wall-clock time it took
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "storage": self.storage,
+            "frames": self.frames,
+            "duration_s": self.duration_s,
+            "counts": dict(sorted(self.counts.items())),
+            "seconds": round(self.seconds, 2),
+        }
+
+
+class _Queue:
+    """Serialized messages ordered by record time, so the bag is written in time order."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, str, bytes]] = []
+        self._order = itertools.count()
+
+    def push(self, record_ns: int, topic: str, data: bytes) -> None:
+        heapq.heappush(self._heap, (record_ns, next(self._order), topic, data))
+
+    def pop_until(self, record_ns: float) -> list[tuple[int, str, bytes]]:
+        out = []
+        while self._heap and self._heap[0][0] <= record_ns:
+            ns, _, topic, data = heapq.heappop(self._heap)
+            out.append((ns, topic, data))
+        return out
+
+
+def _check(duration_s: float, rate_hz: float, storage: str, workers: int, start_ns: int) -> None:
+    if storage not in STORAGES:
+        raise ValueError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+    if not (np.isfinite(duration_s) and duration_s > 0):
+        raise ValueError(f"duration_s must be > 0, got {duration_s}")
+    if not (np.isfinite(rate_hz) and rate_hz > 0):
+        raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if start_ns < 0:
+        raise ValueError(f"start_ns must be >= 0, got {start_ns}")
+
+
+def make_bag(
+    out: str | Path,
+    *,
+    duration_s: float = 60.0,
+    rate_hz: float = 10.0,
+    size: tuple[int, int] = (240, 320),
+    faults: FaultSchedule | None = None,
+    storage: str = "mcap",
+    seed: int = TEST_SEED,
+    workers: int = 1,
+    segment_s: float = 20.0,
+    conditions: Sequence[Sequence[str]] = DEFAULT_CONDITIONS,
+    start_ns: int = DEFAULT_START_NS,
+    progress: bool = True,
+) -> BagSummary:
+    """Write a ``duration_s`` bag of a moving camera at ``rate_hz`` to the new directory ``out``.
+
+    ``seed`` defaults to the held-out test seed, so a bag never shows training scenes;
+    a new scene (and lighting, cycling through ``conditions``) starts every ``segment_s``.
+    ``faults`` (default: none) are applied as described in the module docstring.
+    Raises FileExistsError if ``out`` exists, ValueError for bad arguments.
+    """
+    started = time.perf_counter()
+    _check(duration_s, rate_hz, storage, workers, start_ns)
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        raise FileExistsError(f"{out} exists; refusing to overwrite it (choose a new --out)")
+    schedule = faults if faults is not None else FaultSchedule()
+    for fault in schedule:
+        if fault.start_s >= duration_s:
+            log.warning("fault %s starts after the bag ends (%g s): it has no effect", fault, duration_s)
+    sequence = SequenceGenerator(size, seed, rate_hz=rate_hz, segment_s=segment_s, conditions=conditions)
+    n_frames = sequence.frame_count(duration_s)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Written as <parent>/.<name>.partial-<pid>/<name>, so the storage file gets the bag's name.
+    scratch = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir()
+    partial = scratch / out.name
+    counts: Counter[str] = Counter()
+    try:
+        with Writer(partial, version=9, storage_plugin=STORAGES[storage]) as writer:
+            writer.set_custom_data("unimrseg.faults", schedule.to_yaml())
+            writer.set_custom_data(
+                "unimrseg.sequence",
+                json.dumps(
+                    {
+                        "format": BAG_FORMAT,
+                        "version": _BAG_VERSION,
+                        "seed": sequence.seed,
+                        "size": list(sequence.size),
+                        "rate_hz": rate_hz,
+                        "duration_s": duration_s,
+                        "frames": n_frames,
+                        "segment_s": segment_s,
+                        "conditions": [list(c) for c in sequence.conditions],
+                        "start_ns": start_ns,
+                    }
+                ),
+            )
+            store = messages.typestore()
+            connections = {
+                t.topic: writer.add_connection(t.topic, IMAGE_TYPE, typestore=store)
+                for t in (*SENSORS.values(), *GROUND_TRUTH.values())
+            }
+            for topic in (FAULT_TIMELINE, FAULT_EVENTS):
+                connections[topic] = writer.add_connection(topic, STRING_TYPE, typestore=store)
+
+            queue = _Queue()
+            queue.push(start_ns, FAULT_TIMELINE, messages.serialize(messages.string_msg(schedule.to_yaml())))
+            for event in schedule.events(until_s=(n_frames - 1) / rate_hz):
+                text = json.dumps(event.to_dict())  # JSON is YAML: one flow mapping per message
+                at = start_ns + round(event.t_s * _NS_PER_S)
+                queue.push(at, FAULT_EVENTS, messages.serialize(messages.string_msg(text)))
+
+            def flush(until_ns: float) -> None:
+                for ns, topic, data in queue.pop_until(until_ns):
+                    writer.write(connections[topic], ns, data)
+                    counts[topic] += 1
+
+            injector: FaultInjector[np.ndarray] = FaultInjector(schedule)
+            frames = sequence.frames(0, n_frames, workers=workers)
+            bar = tqdm(frames, total=n_frames, desc=f"bag {out.name}", unit="frame", disable=not progress)
+            for frame in bar:
+                stamp_ns = start_ns + round(frame.t_s * _NS_PER_S)
+                sample = frame.sample
+                for name, image in (("class_mask", sample.label), ("saliency", sample.saliency * 255)):
+                    topic = GROUND_TRUTH[name]
+                    msg = messages.image_msg(topic, np.ascontiguousarray(image, np.uint8), stamp_ns)
+                    queue.push(stamp_ns, topic.topic, messages.serialize(msg))
+                for modality in MODALITIES:
+                    delivery = injector.process(modality, frame.t_s, stamp_ns, getattr(sample, modality))
+                    if delivery is None:
+                        continue
+                    image = schedule.apply(delivery.content, delivery.payload, key=stamp_ns)
+                    msg = messages.image_msg(SENSORS[modality], image, delivery.stamp_ns, modality=modality)
+                    record_ns = stamp_ns + round(delivery.delay_s * _NS_PER_S)
+                    queue.push(record_ns, SENSORS[modality].topic, messages.serialize(msg))
+                flush(stamp_ns)
+            flush(float("inf"))
+        schedule.save(partial / FAULTS_SIDECAR)
+        if out.exists():
+            raise FileExistsError(f"{out} appeared while the bag was written; refusing to overwrite it")
+        partial.rename(out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return BagSummary(
+        path=out,
+        storage=storage,
+        frames=n_frames,
+        duration_s=duration_s,
+        counts=dict(counts),
+        seconds=time.perf_counter() - started,
+    )
