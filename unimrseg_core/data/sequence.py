@@ -37,7 +37,7 @@ from unimrseg_core.data.sensors import (
 )
 from unimrseg_core.modalities import CLASSES
 
-__all__ = ["DEFAULT_CONDITIONS", "Frame", "Motion", "Pose", "SequenceGenerator", "free_corridor"]
+__all__ = ["DEFAULT_CONDITIONS", "Frame", "Motion", "Pose", "Segment", "SequenceGenerator", "free_corridor"]
 
 DEFAULT_CONDITIONS: Final[tuple[tuple[str, ...], ...]] = (("day",), ("night",), ("fog",))
 """Conditions of segments 0, 1, 2, then again from the start."""
@@ -132,23 +132,25 @@ def free_corridor(
 def _path_range(blocked: list[tuple[float, float]], travel_m: float) -> tuple[float, float]:
     """``(z_lo, z_hi)`` inside the free gap nearest z = 0, within the limits, with clearances."""
     edges = [-math.inf, *(z for interval in blocked for z in interval), math.inf]
-    best: tuple[float, float] | None = None
+    best_distance, best = math.inf, None
     for gap_lo, gap_hi in zip(edges[0::2], edges[1::2], strict=True):
         lo = max(gap_lo + BACK_CLEARANCE_M, BACK_LIMIT_M)
         hi = min(gap_hi - FRONT_CLEARANCE_M, FORWARD_LIMIT_M)
         if lo > hi:
             continue
         distance = 0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi))
-        if best is None or distance < best[0]:
-            best = (distance, lo, hi)  # type: ignore[assignment]
+        if distance < best_distance:
+            best_distance, best = distance, (lo, hi)
     if best is None:  # boxed in (never seen): stand still where the scene put the camera
         return 0.0, 0.0
-    _, lo, hi = best  # type: ignore[misc]
+    lo, hi = best
     return max(lo, hi - travel_m), hi
 
 
 @dataclass
-class _Segment:
+class Segment:
+    """What stays fixed over one segment: the scene, the camera path, the sensors' state."""
+
     scene: Scene
     motion: Motion
     depth_range_m: float
@@ -179,7 +181,7 @@ class SequenceGenerator:
         self.rate_hz = float(rate_hz)
         self.segment_s = float(segment_s)
         self.conditions = tuple(validate_conditions(c) for c in conditions)
-        self._segments: dict[int, _Segment] = {}
+        self._segments: dict[int, Segment] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # worker processes rebuild their own segments
         return {**self.__dict__, "_segments": {}}
@@ -199,7 +201,7 @@ class SequenceGenerator:
 
     # ------------------------------------------------------------------ segments
 
-    def segment(self, number: int) -> _Segment:
+    def segment(self, number: int) -> Segment:
         """Scene, path and sensor state of segment ``number`` (cached)."""
         cached = self._segments.get(number)
         if cached is not None:
@@ -220,7 +222,7 @@ class SequenceGenerator:
             yaw_period_s=float(rng.uniform(*YAW_PERIOD_S)),
             yaw_phase=float(rng.uniform(0, 2 * math.pi)),
         )
-        segment = _Segment(scene, motion, depth_range_m(scene, rng), thermal_column_offsets(rng, cam.width))
+        segment = Segment(scene, motion, depth_range_m(scene, rng), thermal_column_offsets(rng, cam.width))
         if len(self._segments) > 4:
             self._segments.clear()
         self._segments[number] = segment
