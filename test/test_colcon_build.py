@@ -35,12 +35,10 @@ COPIED = (
     "README.md",
 )
 REQUIRED = ("package.xml", "setup.py", "setup.cfg", "resource", *PYTHON_PACKAGES)
-# Probe files added to the copy, so the launch/config install rules are exercised even
-# while launch/ (or config/) has no files of its own yet.
-PROBES = {
-    "launch/zz_colcon_probe.launch.py": '"""colcon test probe."""\n',
-    "config/zz_colcon_probe.yaml": "colcon_test_probe: true\n",
-}
+# Files users reach through the package share (`ros2 launch unimrseg_ros unimrseg.launch.py`,
+# the launch file's default params_file).
+SHARED_FILES = ("launch/unimrseg.launch.py", "config/unimrseg.yaml")
+CONSOLE_SCRIPTS = ("unimrseg", "unimrseg_node")
 SITE_PACKAGES = Path("lib") / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
 
@@ -70,9 +68,6 @@ def copy_package(dest: Path) -> None:
             shutil.copytree(source, dest / name, ignore=ignore)
         else:
             shutil.copy2(source, dest / name)
-    for rel, text in PROBES.items():
-        (dest / rel).parent.mkdir(exist_ok=True)
-        (dest / rel).write_text(text)
 
 
 def hermetic_env(tmp: Path) -> dict[str, str]:
@@ -147,8 +142,8 @@ def test_package_xml_and_ament_index_marker_installed(build: Build) -> None:
 @pytest.mark.parametrize(("subdir", "pattern"), [("config", "*.yaml"), ("launch", "*.launch.py")])
 def test_config_and_launch_files_installed(build: Build, subdir: str, pattern: str) -> None:
     expected = sorted(Path(p).name for p in glob(str(build.src / subdir / pattern)))
-    probe = next(Path(rel).name for rel in PROBES if rel.startswith(f"{subdir}/"))
-    assert probe in expected  # the probe keeps this check meaningful with no real files yet
+    shipped = [Path(rel).name for rel in SHARED_FILES if rel.startswith(f"{subdir}/")]
+    assert set(shipped) <= set(expected)  # the real files, so this check is never vacuous
     assert installed_files(build.share / subdir) == expected, build.output
     for name in expected:
         assert (build.share / subdir / name).read_bytes() == (build.src / subdir / name).read_bytes()
@@ -175,14 +170,15 @@ def test_every_python_module_installed(build: Build) -> None:
 
 
 @pytest.mark.timeout(360)
-def test_unimrseg_console_script_installed_where_ros2_run_looks(build: Build) -> None:
-    script = build.install / "lib" / PACKAGE / "unimrseg"
+@pytest.mark.parametrize("name", CONSOLE_SCRIPTS)
+def test_console_scripts_installed_where_ros2_run_looks(build: Build, name: str) -> None:
+    script = build.install / "lib" / PACKAGE / name
     assert script.is_file(), (
         f"no {script}; installed under lib/: {sorted(str(p) for p in (build.install / 'lib').rglob('*'))}\n"
         f"{build.output}"
     )
     assert os.access(script, os.X_OK), f"{script} is not executable"
-    assert not (build.install / "bin" / "unimrseg").exists(), "scripts belong in lib/<pkg>/, not bin/"
+    assert not (build.install / "bin" / name).exists(), "scripts belong in lib/<pkg>/, not bin/"
 
 
 # Runs an installed script with the venv's editable-install finder removed (it would

@@ -1,0 +1,226 @@
+"""Test helper process: one simulated camera (rgb, depth or thermal) publishing generated scenes.
+
+Run one process per camera, as real drivers are: ``--modality rgb`` publishes
+``rgb/image`` (rgb8), ``depth`` ``depth/image`` (16UC1 millimetres), ``thermal``
+``thermal/image`` (mono16 counts, 0.01 K each), at ``--rate`` Hz with one frame_id per
+camera. Ticks fall on multiples of the period of the wall clock and the stamp is the
+tick's time, as hardware-triggered cameras would have, so the three processes give the
+same stamp to the same instant and the same scene: ``scene = tick % --scenes`` of
+``SceneGenerator(size, seed).sample(scene, ["day"])``, precomputed at start.
+
+(One process per camera also keeps each image stream in its own Fast DDS shared-memory
+segment: the default 512 KB segment cannot hold the previous tick's three images while a
+reader is still busy with them, and the next rgb image would be dropped.)
+
+Faults are switched by commands on stdin, one per line:
+
+    stop | start      destroy / recreate the publisher (as if the driver died and came back)
+    freeze            re-send the last message (same stamp, same content)
+    black             rgb: an all-zero image
+    holes             depth: 95 % of the pixels 0 (no return)
+    malformed         after every good message, one malformed one (cycling through kinds)
+    normal            good messages again
+    quit              (end of stdin does not stop it; --duration, SIGINT or SIGTERM do)
+
+Every tick and every command is written as one JSON line to ``--events`` (flushed), so
+the test knows which scene and stamp each output frame came from, and when the
+publisher really stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from unimrseg_core.data.generator import SceneGenerator
+from unimrseg_core.image_msg import fill_msg
+from unimrseg_core.modalities import MODALITIES
+
+ENCODING = {"rgb": "rgb8", "depth": "16UC1", "thermal": "mono16"}
+MALFORMED = ("short_data", "bad_step", "unknown_encoding", "zero_size", "too_many_pixels", "wrong_encoding")
+
+
+def frame_id(modality: str) -> str:
+    return f"sim_{modality}_optical_frame"
+
+
+def malformed(kind: str) -> Image:
+    """A small message the node must reject, named after the kind of damage.
+
+    Small on purpose: a big one next to a good image could crowd it out of the
+    publisher's shared-memory segment.
+    """
+    h, w = 16, 16
+    msg = Image(height=h, width=w, encoding="rgb8", step=3 * w)
+    if kind == "short_data":
+        msg.data = bytes(100)
+    elif kind == "bad_step":
+        msg.step, msg.data = 10, bytes(10 * h)
+    elif kind == "unknown_encoding":
+        msg.encoding, msg.data = "yuv422_weird", bytes(3 * w * h)
+    elif kind == "zero_size":
+        msg.height, msg.width, msg.step, msg.data = 0, 0, 0, b""
+    elif kind == "too_many_pixels":  # claims 25 M pixels: refused before anything is allocated
+        msg.height, msg.width, msg.step, msg.data = 5000, 5000, 15000, bytes(16)
+    elif kind == "wrong_encoding":
+        msg.encoding, msg.step, msg.data = "32FC1", 4 * w, bytes(4 * w * h)
+    return msg
+
+
+def _copy(msg: Image) -> Image:
+    """An independent copy (the scene messages are reused with new stamps)."""
+    out = Image(height=msg.height, width=msg.width, encoding=msg.encoding, is_bigendian=msg.is_bigendian)
+    out.step = msg.step
+    out.data = msg.data
+    out.header.stamp.sec, out.header.stamp.nanosec = msg.header.stamp.sec, msg.header.stamp.nanosec
+    out.header.frame_id = msg.header.frame_id
+    return out
+
+
+class Camera:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.modality = m = args.modality
+        generator = SceneGenerator(tuple(args.size), seed=args.seed)
+        rng = np.random.default_rng(args.seed)
+        self.scenes: list[Image] = []
+        self.variants: list[dict[str, Image]] = []
+        for i in range(args.scenes):
+            sample = generator.sample(i, ["day"])
+            self.scenes.append(fill_msg(Image(), getattr(sample, m), ENCODING[m], modality=m))
+            holes = sample.depth.copy()
+            holes[rng.random(holes.shape) < 0.95] = 0.0
+            self.variants.append(
+                {
+                    "black": fill_msg(Image(), np.zeros_like(sample.rgb), "rgb8", modality="rgb"),
+                    "holes": fill_msg(Image(), holes, "16UC1", modality="depth"),
+                }
+            )
+        self.malformed = [(kind, malformed(kind)) for kind in MALFORMED]
+        self.node = rclpy.create_node(f"unimrseg_sim_{m}")
+        self.qos = QoSProfile(depth=5, reliability=ReliabilityPolicy[args.reliability.upper()])
+        self.pub: Any = self._publisher()
+        self.mode = "normal"
+        self.last: Image | None = None  # the last published (a reused object)
+        self.frozen: Image | None = None  # a copy, re-sent while frozen
+        self.last_publish_ns: int | None = None
+        self.malformed_sent = dict.fromkeys(MALFORMED, 0)
+        self.malformed_index = 0
+
+    def _publisher(self) -> Any:
+        return self.node.create_publisher(Image, f"{self.modality}/image", self.qos)
+
+    def command(self, line: str) -> dict[str, Any]:
+        verb = line.strip()
+        event: dict[str, Any] = {"event": verb, "modality": self.modality, "wall_ns": time.time_ns()}
+        if verb == "stop" and self.pub is not None:
+            self.node.destroy_publisher(self.pub)
+            self.pub = None
+            event["last_publish_ns"] = self.last_publish_ns
+        elif verb == "start" and self.pub is None:
+            self.pub = self._publisher()
+        elif verb in ("freeze", "black", "holes", "malformed", "normal"):
+            self.mode = verb
+            self.frozen = _copy(self.last) if verb == "freeze" and self.last is not None else None
+        event["malformed_sent"] = dict(self.malformed_sent)
+        return event
+
+    def _message(self, scene: int, stamp_ns: int) -> Image:
+        if self.mode == "freeze" and self.frozen is not None:
+            return self.frozen  # the same stamp and content again
+        msg = self.variants[scene][self.mode] if self.mode in ("black", "holes") else self.scenes[scene]
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        msg.header.frame_id = frame_id(self.modality)
+        return msg
+
+    def tick(self, tick: int, stamp_ns: int) -> dict[str, Any] | None:
+        if self.pub is None:
+            return None
+        scene = tick % len(self.scenes)
+        msg = self._message(scene, stamp_ns)
+        self.pub.publish(msg)
+        self.last = msg
+        self.last_publish_ns = time.time_ns()
+        if self.mode == "malformed":
+            kind, bad = self.malformed[self.malformed_index % len(self.malformed)]
+            self.malformed_index += 1
+            bad.header.stamp = msg.header.stamp
+            self.pub.publish(bad)
+            self.malformed_sent[kind] += 1
+        stamp = msg_stamp(msg)
+        return {"tick": tick, "stamp_ns": stamp, "scene": scene, "modality": self.modality, "mode": self.mode}
+
+
+def msg_stamp(msg: Image) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--modality", choices=MODALITIES, required=True)
+    parser.add_argument("--events", type=Path, required=True)
+    parser.add_argument("--rate", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--scenes", type=int, default=4)
+    parser.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
+    parser.add_argument("--reliability", choices=["reliable", "best_effort"], default="reliable")
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds before exiting on its own")
+    args = parser.parse_args()
+
+    rclpy.init()
+    camera = Camera(args)
+    commands: queue.Queue[str] = queue.Queue()
+
+    def read_stdin() -> None:
+        for line in sys.stdin:  # end of input just ends the commands; the camera runs on
+            commands.put(line)
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+    period_ns = round(1e9 / args.rate)
+    end = time.monotonic() + args.duration
+    with args.events.open("a", encoding="utf-8") as events:
+
+        def emit(event: dict[str, Any] | None) -> None:
+            if event is not None:
+                events.write(json.dumps(event) + "\n")
+                events.flush()
+
+        emit({"event": "ready", "modality": args.modality, "wall_ns": time.time_ns()})
+        print(f"SIM {args.modality} READY", flush=True)
+        try:
+            while time.monotonic() < end:
+                tick = time.time_ns() // period_ns + 1  # the next multiple of the period
+                time.sleep(max(0.0, (tick * period_ns - time.time_ns()) / 1e9))
+                while not commands.empty():
+                    line = commands.get()
+                    if line.strip() == "quit":
+                        return 0
+                    emit(camera.command(line))
+                try:
+                    emit(camera.tick(tick, tick * period_ns))
+                except Exception:
+                    if rclpy.ok():
+                        raise
+                    return 0  # SIGINT/SIGTERM: rclpy shut the context down
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            camera.node.destroy_node()
+            rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
