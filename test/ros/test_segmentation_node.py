@@ -266,6 +266,23 @@ def test_degraded_stream_is_masked_out_then_recovers(
     assert rig.wait_state(modality, "OK", timeout=5, after=recovered), rig.logs()
 
 
+def test_with_every_camera_silent_nothing_is_published_and_diagnostics_say_why(rig: Rig) -> None:
+    last_ns = max(rig.sim.send(f"stop {m}")["last_publish_ns"] for m in ("rgb", "depth", "thermal"))
+    began = time.monotonic()
+    idle = wait_for(
+        lambda: (d := rig.listener.diag_after("inference", began)) is not None and d.level == 2 and d, 5
+    )
+    assert idle, rig.logs()
+    assert idle.message.startswith("no output: no usable anchor"), idle
+    time.sleep(0.5)
+    assert not rig.statuses(last_ns + 1, time.time_ns()), "a frame was published with no camera"
+    assert "no output: no usable anchor" in rig.node.text()
+
+    for modality in ("rgb", "depth", "thermal"):
+        rig.sim.send(f"start {modality}")
+    assert rig.wait_used(ALL, timeout=8), rig.logs()
+
+
 def test_malformed_messages_are_counted_and_do_no_harm(rig: Rig) -> None:
     start_ns = time.time_ns()
     rig.sim.send("malformed rgb")
