@@ -132,7 +132,8 @@ def test_onnxruntime_matches_torch_on_every_combination():
 
 @pytest.fixture(scope="module")
 def compiled_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("engines")
+    """Engines live in ``<cache_dir>/engines``, as ``select_backend`` and the CLI put them."""
+    return tmp_path_factory.mktemp("cache") / "engines"
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +200,7 @@ def test_compiled_refuses_half_precision_on_cpu(tiny_checkpoint, tmp_path):
 @pytest.mark.slow
 def test_cli_engine_build_reuses_the_cached_engine(compiled, tiny_checkpoint, compiled_cache, capsys):
     args = ["engine", "build", "--backend", "compiled", "--device", "cpu"]
-    args += ["--checkpoint", str(tiny_checkpoint), "--cache-dir", str(compiled_cache)]
+    args += ["--checkpoint", str(tiny_checkpoint), "--cache-dir", str(compiled_cache.parent)]
     assert main([*args, "--max-batch", "4", "--fp32"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["backend"] == "compiled"

@@ -138,6 +138,12 @@ def run_engine_build(args: argparse.Namespace) -> int:
         backend = "compiled" if why else "tensorrt"
         log.info("engine build: %s", f"compiled engine, tensorrt {why}" if why else "tensorrt")
     precision = args.precision or precision_for(BackendOptions(), device)
+    if backend == "compiled":  # an explicit precision is built as asked, or refused: never swapped
+        import torch
+
+        from unimrseg_core.runtime.compiled import check_precision
+
+        check_precision(precision, torch.device(device))
     options = BackendOptions(
         checkpoint=_checkpoint_for(args.onnx, args.checkpoint) if backend == "compiled" else args.checkpoint,
         onnx=args.onnx,
