@@ -72,11 +72,17 @@ ENCODINGS: Final[Mapping[str, EncodingSpec]] = {
 }
 """The one table of supported encodings (names as in sensor_msgs/image_encodings.hpp)."""
 
-MODALITY_ENCODINGS: Final[Mapping[str, tuple[str, ...]]] = {
-    "rgb": ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16"),
-    "depth": ("16UC1", "mono16", "32FC1"),
-    "thermal": ("mono16", "16UC1", "32FC1", "mono8"),
-}
+MODALITY_ENCODINGS: Final[Mapping[str, tuple[str, ...]]] = dict(
+    zip(
+        MODALITIES,  # keyed in the one modality order
+        (
+            ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16"),  # rgb
+            ("16UC1", "mono16", "32FC1"),  # depth
+            ("mono16", "16UC1", "32FC1", "mono8"),  # thermal
+        ),
+        strict=True,
+    )
+)
 """Encodings each modality accepts on input (DESIGN.md "ROS interface")."""
 
 REASONS: Final[tuple[str, ...]] = (

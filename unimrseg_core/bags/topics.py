@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from unimrseg_core.modalities import MODALITIES
+
 __all__ = [
     "FAULT_EVENTS",
     "FAULT_TIMELINE",
@@ -37,18 +39,24 @@ class ImageTopic:
     what: str
 
 
-SENSORS: Final[Mapping[str, ImageTopic]] = {
-    "rgb": ImageTopic("rgb/image", "rgb8", "rgb_camera_optical_frame", "colour image"),
-    "depth": ImageTopic(
-        "depth/image", "16UC1", "depth_camera_optical_frame", "depth, millimetres, 0 = invalid"
-    ),
-    "thermal": ImageTopic(
-        "thermal/image",
-        "mono16",
-        "thermal_camera_optical_frame",
-        "thermal, raw counts of 0.01 K (30000 = 300 K)",
-    ),
-}
+SENSORS: Final[Mapping[str, ImageTopic]] = dict(
+    zip(
+        MODALITIES,  # keyed in the one modality order
+        (
+            ImageTopic("rgb/image", "rgb8", "rgb_camera_optical_frame", "colour image"),
+            ImageTopic(
+                "depth/image", "16UC1", "depth_camera_optical_frame", "depth, millimetres, 0 = invalid"
+            ),
+            ImageTopic(
+                "thermal/image",
+                "mono16",
+                "thermal_camera_optical_frame",
+                "thermal, raw counts of 0.01 K (30000 = 300 K)",
+            ),
+        ),
+        strict=True,
+    )
+)
 """The camera topics, per modality (the simulated cameras share one optical centre and axes)."""
 
 GROUND_TRUTH: Final[Mapping[str, ImageTopic]] = {
