@@ -7,9 +7,16 @@ not installable from PyPI.
 - :mod:`.topics`: topic names, types, encodings and frame ids of a bag (one place).
 - :mod:`.messages`: headers, Images in sensor units, Strings, CDR serialization.
 - :mod:`.write`: :func:`make_bag`, the procedural world as a moving camera, faults baked in.
+- :mod:`.read`: :class:`BagReader`, any rosbag2 bag (a robot's too, with a topic remap) in
+  time order, its fault schedule; :class:`BagError` for every bag that cannot be read.
+- :mod:`.score`: :class:`~.score.Scoreboard`, outputs and health scored against ground
+  truth and the fault schedule (shared by offline and live evaluation).
+- :mod:`.evaluate`: :func:`~.evaluate.evaluate_bag`, the offline ``bag eval``.
+- :mod:`.timeline`: the timeline PNG of an evaluation.
 - :mod:`.cli`: ``unimrseg bag ...``.
 """
 
+from unimrseg_core.bags.read import BagError, BagReader
 from unimrseg_core.bags.write import FAULTS_SIDECAR, STORAGES, BagSummary, make_bag
 
-__all__ = ["FAULTS_SIDECAR", "STORAGES", "BagSummary", "make_bag"]
+__all__ = ["FAULTS_SIDECAR", "STORAGES", "BagError", "BagReader", "BagSummary", "make_bag"]

@@ -1,0 +1,351 @@
+"""Read any rosbag2 bag (sqlite3 or mcap; this project's or a robot's) in recorded time order.
+
+:class:`BagReader` opens a bag directory (or a single ``.mcap`` / ``.db3`` file) with
+rosbags' ``AnyReader``: message definitions come from the bag itself, else from ROS 2
+Kilted's typestore. Topics are addressed by this project's names
+(:data:`READ_TOPICS`: the camera, ground-truth and fault topics of
+:mod:`unimrseg_core.bags.topics`). A bag recorded with other names is read through a
+**remap** ``{bag topic: project topic}``, e.g.
+``{"/camera/color/image_raw": "rgb/image"}``; without one, a bag topic matches when it
+equals a project name with or without the leading ``/`` (``ros2 bag record`` writes
+absolute names).
+
+Everything that can go wrong with the file is a :class:`BagError` naming the bag and
+the problem: no bag there, an unfinished or truncated recording, a corrupt database or
+chunk, a topic of the wrong type, a message type with no definition, messages out of
+time order, a bad remap. Reading is finite, so a broken bag fails, it never hangs.
+
+The fault schedule of a bag (:meth:`BagReader.fault_schedule`) is looked for, in order,
+in ``metadata.yaml``'s ``custom_data`` (``unimrseg.faults``), on the ``faults/timeline``
+topic, then in the ``faults.yaml`` sidecar; a bag without one (a robot's) is fine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from rosbags.highlevel import AnyReader
+
+from unimrseg_core.bags import messages
+from unimrseg_core.bags.topics import (
+    FAULT_EVENTS,
+    FAULT_TIMELINE,
+    GROUND_TRUTH,
+    IMAGE_TYPE,
+    SENSORS,
+    STRING_TYPE,
+)
+from unimrseg_core.bags.write import FAULTS_SIDECAR
+from unimrseg_core.faults import FaultError, FaultSchedule
+
+__all__ = ["READ_TOPICS", "BagError", "BagMessage", "BagReader", "parse_remap"]
+
+READ_TOPICS: Final[Mapping[str, str]] = {
+    **{t.topic: IMAGE_TYPE for t in SENSORS.values()},
+    **{t.topic: IMAGE_TYPE for t in GROUND_TRUTH.values()},
+    FAULT_TIMELINE: STRING_TYPE,
+    FAULT_EVENTS: STRING_TYPE,
+}
+"""The project topics a bag is read as, with the message type each must have."""
+
+FAULTS_KEY: Final = "unimrseg.faults"
+SEQUENCE_KEY: Final = "unimrseg.sequence"
+_STORAGES: Final = {"McapReader": "mcap", "Sqlite3Reader": "sqlite3"}
+
+
+class BagError(ValueError):
+    """A bag that cannot be read as asked; the message names the bag and what is wrong with it."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"bag {path}: {reason}")
+
+
+@dataclass(frozen=True)
+class BagMessage:
+    """One deserialized message: the project topic it is read as, the bag's own name, record time."""
+
+    topic: str
+    bag_topic: str
+    msgtype: str
+    record_ns: int
+    msg: Any
+
+
+def parse_remap(items: Collection[str]) -> dict[str, str]:
+    """``["old:=new", ...]`` (ROS remapping syntax) -> ``{old: new}``; ValueError naming a bad item."""
+    remap: dict[str, str] = {}
+    for item in items:
+        old, sep, new = item.partition(":=")
+        if not sep or not old.strip() or not new.strip():
+            raise ValueError(f"remap must be OLD:=NEW (bag topic := project topic), got {item!r}")
+        if old.strip() in remap:
+            raise ValueError(f"bag topic {old.strip()!r} is remapped twice")
+        remap[old.strip()] = new.strip()
+    return remap
+
+
+def _explain(exc: BaseException) -> str:
+    """A reader exception as one line, with a hint for the usual causes."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    lowered = text.lower()  # rosbags', sqlite's and apsw's wording
+    if "malformed" in lowered or "not a database" in lowered or "corrupterror" in type(exc).__name__.lower():
+        return f"corrupt storage file ({text})"
+    if "end magic is invalid" in lowered:
+        return f"truncated or unfinished recording ({text}); was the recorder killed?"
+    if "magic is invalid" in lowered:
+        return f"not an mcap file or corrupt ({text})"
+    return f"{type(exc).__name__}: {text}"
+
+
+class BagReader:
+    """A rosbag2 bag read by project topic names; a context manager (``with BagReader(path) as bag``).
+
+    ``remap``: ``{bag topic: project topic}`` for bags recorded under other names.
+    Raises :class:`BagError` from :meth:`open` and while iterating :meth:`messages`.
+    """
+
+    def __init__(self, path: str | Path, *, remap: Mapping[str, str] | None = None) -> None:
+        self.path = Path(path)
+        # Names compare without their leading "/": ros2 bag records "/rgb/image", bag make "rgb/image".
+        self.remap = {old.lstrip("/"): new.lstrip("/") for old, new in (remap or {}).items()}
+        unknown = sorted(new for new in self.remap.values() if new not in READ_TOPICS)
+        if unknown:
+            raise BagError(
+                self.path,
+                f"remap target {unknown[0]!r} is not a topic bag tools read; valid: {', '.join(READ_TOPICS)}",
+            )
+        self._reader: AnyReader | None = None
+        self._connections: dict[str, Any] = {}  # project topic -> rosbags Connection
+        self._custom: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ open / close
+
+    def __enter__(self) -> BagReader:
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def open(self) -> None:
+        if self._reader is not None:
+            raise BagError(self.path, "already open")
+        if not self.path.exists():
+            raise BagError(self.path, "no such file or directory")
+        if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():
+            raise BagError(
+                self.path,
+                "no metadata.yaml: not a rosbag2 bag directory, or a recording that did not finish "
+                "(`ros2 bag reindex` rebuilds it)",
+            )
+        reader = AnyReader([self.path], default_typestore=messages.typestore())
+        try:
+            reader.open()
+        except Exception as exc:  # rosbags raises many types for a broken file; all mean "cannot read"
+            raise BagError(self.path, f"cannot open: {_explain(exc)}") from exc
+        self._reader = reader
+        try:
+            self._resolve()
+            metadata = getattr(reader.readers[0].storage, "metadata", None)
+            custom = getattr(metadata, "custom", None)
+            self._custom = {str(k): str(v) for k, v in (custom or {}).items()}
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        reader, self._reader = self._reader, None
+        self._connections = {}
+        if reader is not None:
+            with contextlib.suppress(Exception):  # closing a broken bag must not hide why we close it
+                reader.close()
+
+    def _open_reader(self) -> AnyReader:
+        if self._reader is None:
+            raise BagError(self.path, "not open (use `with BagReader(path) as bag`)")
+        return self._reader
+
+    def _resolve(self) -> None:
+        """Map the bag's connections onto project topics; check types and definitions."""
+        reader = self._open_reader()
+        bag_topics = sorted({c.topic for c in reader.connections})
+        plain = {t.lstrip("/") for t in bag_topics}
+        missing = [old for old in self.remap if old not in plain]
+        if missing:
+            raise BagError(
+                self.path,
+                f"remap source {missing[0]!r} is not in the bag; "
+                f"its topics: {', '.join(bag_topics) or 'none'}",
+            )
+        names: dict[str, str] = {}  # project topic -> bag topic
+        for connection in reader.connections:
+            topic = self._project_name(connection.topic)
+            if topic is None:
+                continue
+            previous = names.setdefault(topic, connection.topic)
+            if previous != connection.topic:
+                raise BagError(
+                    self.path, f"bag topics {previous!r} and {connection.topic!r} both read as {topic!r}"
+                )
+            want = READ_TOPICS[topic]
+            if connection.msgtype != want:
+                raise BagError(
+                    self.path,
+                    f"topic {connection.topic!r} (read as {topic!r}) has type {connection.msgtype!r}, "
+                    f"expected {want!r}",
+                )
+            if connection.msgtype not in reader.typestore.types:
+                raise BagError(
+                    self.path,
+                    f"message type {connection.msgtype!r} of topic {connection.topic!r} is unknown: the bag "
+                    "holds no definition of it and ROS 2 Kilted has none",
+                )
+            if topic in self._connections:
+                raise BagError(self.path, f"topic {connection.topic!r} is recorded with several types")
+            self._connections[topic] = connection
+
+    def _project_name(self, bag_topic: str) -> str | None:
+        name = bag_topic.lstrip("/")
+        if name in self.remap:
+            return self.remap[name]
+        if name in self.remap.values():
+            return None  # a remap target's own topic is replaced by the remapped one
+        return name if name in READ_TOPICS else None
+
+    # ------------------------------------------------------------------ facts
+
+    @property
+    def storage(self) -> str:
+        reader = self._open_reader()
+        storage = reader.readers[0].storage
+        inner = getattr(storage, "storages", None) or [storage]
+        return _STORAGES.get(type(inner[0]).__name__, type(inner[0]).__name__)
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Project topic -> the bag topic read as it (only those present)."""
+        self._open_reader()
+        return {topic: c.topic for topic, c in self._connections.items()}
+
+    @property
+    def bag_topics(self) -> dict[str, tuple[str, int]]:
+        """Every topic in the bag -> (type, message count)."""
+        reader = self._open_reader()
+        return {name: (info.msgtype or "?", info.msgcount) for name, info in reader.topics.items()}
+
+    def count(self, topic: str) -> int:
+        """Messages of project topic ``topic`` (0 when the bag has none)."""
+        connection = self._connections.get(topic)
+        return int(connection.msgcount) if connection is not None else 0
+
+    @property
+    def start_ns(self) -> int:
+        return int(self._open_reader().start_time)
+
+    @property
+    def end_ns(self) -> int:
+        """Record time of the last message (inclusive)."""
+        return int(self._open_reader().end_time) - 1
+
+    @property
+    def message_count(self) -> int:
+        return int(self._open_reader().message_count)
+
+    @property
+    def custom_data(self) -> dict[str, str]:
+        """``metadata.yaml`` ``custom_data`` (empty for bags without it)."""
+        return dict(self._custom)
+
+    def sequence(self) -> dict[str, Any] | None:
+        """``bag make``'s ``unimrseg.sequence`` (seed, size, rate, start stamp, ...), or None."""
+        text = self._custom.get(SEQUENCE_KEY)
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BagError(self.path, f"custom_data {SEQUENCE_KEY} is not JSON: {exc}") from None
+        return data if isinstance(data, dict) else None
+
+    # ------------------------------------------------------------------ messages
+
+    def messages(self, topics: Collection[str] | None = None) -> Iterator[BagMessage]:
+        """Messages of the project ``topics`` present in the bag (default: all), in record time order."""
+        reader = self._open_reader()
+        unknown = [t for t in topics or () if t not in READ_TOPICS]
+        if unknown:
+            raise BagError(self.path, f"unknown topic {unknown[0]!r}; valid: {', '.join(READ_TOPICS)}")
+        wanted = {t: c for t, c in self._connections.items() if topics is None or t in topics}
+        if not wanted:
+            return
+        by_topic = {c.topic: t for t, c in wanted.items()}
+        stream = reader.messages(connections=list(wanted.values()))
+        count, last_ns = 0, -1
+        while True:
+            try:
+                item = next(stream, None)
+            except Exception as exc:
+                raise BagError(self.path, f"reading failed after {count} messages: {_explain(exc)}") from exc
+            if item is None:
+                return
+            connection, record_ns, raw = item
+            if record_ns < last_ns:
+                raise BagError(
+                    self.path,
+                    f"messages are not in time order ({connection.topic!r} at {record_ns} ns after "
+                    f"{last_ns} ns); an unindexed or damaged file",
+                )
+            try:
+                msg = reader.deserialize(raw, connection.msgtype)
+            except Exception as exc:
+                raise BagError(
+                    self.path,
+                    f"message {count} ({connection.topic!r} at {record_ns} ns) cannot be deserialized as "
+                    f"{connection.msgtype}: {_explain(exc)}",
+                ) from exc
+            count += 1
+            last_ns = record_ns
+            yield BagMessage(
+                by_topic[connection.topic], connection.topic, connection.msgtype, int(record_ns), msg
+            )
+
+    # ------------------------------------------------------------------ faults
+
+    def fault_schedule(self) -> tuple[FaultSchedule | None, str | None]:
+        """(schedule, where it came from) or (None, None) when the bag records none.
+
+        Sources, first found wins: ``custom_data`` ``unimrseg.faults``, the first
+        ``faults/timeline`` message, the ``faults.yaml`` sidecar in the bag directory.
+        A schedule that is there but invalid is a :class:`BagError` naming the source.
+        """
+        text = self._custom.get(FAULTS_KEY)
+        if text is not None:
+            return self._schedule(text, f"custom_data {FAULTS_KEY}"), f"custom_data {FAULTS_KEY}"
+        if FAULT_TIMELINE in self._connections:
+            for message in self.messages([FAULT_TIMELINE]):
+                source = f"topic {message.bag_topic}"
+                return self._schedule(str(message.msg.data), source), source
+        sidecar = self.path / FAULTS_SIDECAR if self.path.is_dir() else None
+        if sidecar is not None and sidecar.is_file():
+            try:
+                text = sidecar.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise BagError(self.path, f"cannot read {sidecar}: {exc}") from None
+            return self._schedule(text, str(sidecar)), str(sidecar)
+        return None, None
+
+    def _schedule(self, text: str, source: str) -> FaultSchedule:
+        try:
+            return FaultSchedule.from_yaml(text, source)
+        except FaultError as exc:
+            raise BagError(self.path, f"bad fault schedule: {exc}") from None
