@@ -28,6 +28,7 @@ setup(
         "console_scripts": [
             "unimrseg = unimrseg_core.cli:main",
             "unimrseg_node = unimrseg_ros.segmentation_node:main",
+            "unimrseg_fault_injector = unimrseg_ros.fault_injector_node:main",
         ],
     },
 )

@@ -59,7 +59,7 @@ class PlayOptions:
     remap: Mapping[str, str] = field(default_factory=dict)  # recorded name -> published name
     start_s: float = 0.0  # skip this much of the bag's beginning
     duration_s: float | None = None  # play at most this much bag time
-    delay_s: float = 0.5  # after creating publishers, before the first message: discovery time
+    delay_s: float = 1.0  # after creating publishers, before the first message: discovery time
     reliability: str | None = None  # override every topic's recorded reliability
     skip_unknown: bool = False  # leave out topics whose type rclpy cannot import
     segment_mb: float | None = None  # Fast DDS shared-memory segment (None: env or default)

@@ -15,6 +15,9 @@ __all__ = [
     "CLASS_MASK",
     "COLORED_MASK",
     "DIAGNOSTICS",
+    "FAULTS_ACTIVE",
+    "INJECTOR_INPUTS",
+    "INJECTOR_NODE_NAME",
     "INPUTS",
     "LABELS",
     "NODE_NAME",
@@ -36,3 +39,10 @@ SALIENCY_PROBABILITY: Final = "saliency/probability"
 LABELS: Final = "segmentation/labels"
 STATUS: Final = "segmentation/status"
 DIAGNOSTICS: Final = "/diagnostics"
+
+INJECTOR_NODE_NAME: Final = "unimrseg_fault_injector"
+"""The fault injector's default name (and executable)."""
+INJECTOR_INPUTS: Final[Mapping[str, str]] = {m: f"in/{m}/image" for m in MODALITIES}
+"""The fault injector's camera inputs; it republishes each on ``INPUTS[m]``, the node's input."""
+FAULTS_ACTIVE: Final = "faults/active"
+"""std_msgs/String (JSON), latched: the injector's active faults, on every change and periodically."""

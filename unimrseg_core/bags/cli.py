@@ -294,8 +294,8 @@ def _add_play(bag_cmds: argparse._SubParsersAction) -> None:
     play.add_argument(
         "--delay",
         type=_seconds,
-        default=0.5,
-        help="seconds between creating the publishers and the first message, for DDS discovery (0.5)",
+        default=1.0,
+        help="seconds between creating the publishers and the first message, for DDS discovery (1)",
     )
     play.add_argument(
         "--reliability", choices=("reliable", "best_effort"), help="override every topic's recorded QoS"
