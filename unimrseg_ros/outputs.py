@@ -18,24 +18,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from unimrseg_core.image_msg import fill_msg
 from unimrseg_core.modalities import CLASSES, IGNORE_INDEX, MODALITIES, colorize
-from unimrseg_core.runtime.segmenter import Segmentation
+from unimrseg_core.runtime.segmenter import Segmentation, saliency_mono8
 from unimrseg_ros import topics
 
 __all__ = ["LABELS_FORMAT", "image_message", "labels_message", "saliency_mono8"]
 
 LABELS_FORMAT = "unimrseg-labels/1"
-
-
-def saliency_mono8(probability: np.ndarray) -> np.ndarray:
-    """Probability [0, 1] float -> uint8 0..255 (rounded; NaN -> 0)."""
-    scaled = np.nan_to_num(probability.astype(np.float32, copy=False), nan=0.0) * np.float32(255.0)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 def image_message(topic: str, segmentation: Segmentation, header: object) -> Image:

@@ -8,7 +8,8 @@ is read-only; :func:`declare` turns them into ROS parameter descriptors,
 ``python -m unimrseg_ros.parameters yaml|markdown`` writes ``config/unimrseg.yaml``
 and the README table from the same table (a test keeps them equal).
 
-The health thresholds' defaults are read from ``HealthConfig()`` itself, so the
+The health thresholds' defaults are read from ``HealthConfig()`` itself, and
+``health_poll_rate_hz`` from :data:`unimrseg_core.pipeline.DEFAULT_POLL_RATE_HZ`, so the
 node and the offline tools can never disagree on them.
 """
 
@@ -26,6 +27,7 @@ from typing import Any, Final
 from unimrseg_core.health import HealthConfig, HealthConfigError
 from unimrseg_core.image_msg import MAX_PIXELS, ThermalMapping
 from unimrseg_core.modalities import MODALITIES
+from unimrseg_core.pipeline import DEFAULT_POLL_RATE_HZ
 from unimrseg_core.runtime.selection import BACKENDS, BackendOptions, default_cache_dir
 from unimrseg_core.sync import SyncConfig
 from unimrseg_ros.topics import NODE_NAME
@@ -246,7 +248,7 @@ PARAMS: Final[tuple[Param, ...]] = (
     _health("max_nonfinite_fraction", "thermal: DEGRADED above this fraction of NaN/inf pixels.", 0.0, 1.0),
     Param(
         "health_poll_rate_hz",
-        50.0,
+        DEFAULT_POLL_RATE_HZ,
         "How often silence is checked and waiting frames are flushed; keep it >= 4x the camera rate.",
         1.0,
         1000.0,

@@ -1,10 +1,11 @@
 """``unimrseg_node``: the segmentation lifecycle node. Camera images in; masks, status and diagnostics out.
 
 A frame follows one path: subscription callback -> ``image_msg.decode`` (sensor units)
--> ``HealthMonitor.observe`` -> ``FrameAssembler.add`` (a frame per healthy anchor) ->
-one-slot hand-off to the inference thread (``LatestWorker``: the newest frame wins,
-replaced ones are counted as dropped) -> ``Segmenter.segment`` on the healthy
-modalities -> masks and ``segmentation/status`` with the anchor's header.
+-> ``FramePipeline.receive`` (``HealthMonitor.observe``, then ``FrameAssembler.add``: a
+frame per healthy anchor; the same code ``unimrseg bag eval`` runs offline) -> one-slot
+hand-off to the inference thread (``LatestWorker``: the newest frame wins, replaced ones
+are counted as dropped) -> ``Segmenter.segment`` on the healthy modalities -> masks and
+``segmentation/status`` with the anchor's header.
 
 Lifecycle: parameters are declared in ``__init__``; ``on_configure`` reads them and
 loads the model (engine builds happen here, not at activation); ``on_activate``
@@ -19,7 +20,7 @@ MultiThreadedExecutor delivered the 10 Hz cameras in bursts with gaps of up to a
 (5-7 Hz on average), the single-threaded one all of them on time. The callbacks are still
 safe under a multi-threaded executor (e.g. composed with other nodes): sensors and the
 health/sync timer share one mutually exclusive group, diagnostics and QoS events
-another, and a lock guards the monitor and assembler. No callback lets an exception out.
+another, and a lock guards the pipeline (monitor and assembler). No callback lets an exception out.
 """
 
 from __future__ import annotations
@@ -45,14 +46,15 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 
-from unimrseg_core.health import HealthMonitor, HealthState
+from unimrseg_core.health import HealthState
 from unimrseg_core.image_msg import ImageMsgError, decode
 from unimrseg_core.modalities import MODALITIES
+from unimrseg_core.pipeline import FramePipeline
 from unimrseg_core.runtime.latency import LatencyWindow
 from unimrseg_core.runtime.latest_worker import LatestWorker
 from unimrseg_core.runtime.segmenter import Segmenter
 from unimrseg_core.runtime.selection import Selection, select_backend
-from unimrseg_core.sync import NO_MESSAGE, Frame, FrameAssembler, Message
+from unimrseg_core.sync import NO_MESSAGE, Frame
 from unimrseg_ros import parameters, topics
 from unimrseg_ros.diagnostics import (
     InferenceReport,
@@ -98,7 +100,7 @@ class SegmentationNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         parameters.declare(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._lock = threading.RLock()  # monitor, assembler, per-modality facts
+        self._lock = threading.RLock()  # pipeline (monitor, assembler), per-modality facts
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._report_group = MutuallyExclusiveCallbackGroup()
         self._qos = QosWatch(self.get_logger().warning)
@@ -192,8 +194,7 @@ class SegmentationNode(LifecycleNode):
     # ------------------------------------------------------------------ activation
 
     def _reset_active_state(self) -> None:
-        self._monitor: HealthMonitor | None = None
-        self._assembler: FrameAssembler[Received] | None = None
+        self._pipeline: FramePipeline[Received] | None = None
         self._worker: LatestWorker[Job] | None = None
         self._subs: dict[str, Any] = {}
         self._pubs: dict[str, Any] = {}
@@ -214,8 +215,7 @@ class SegmentationNode(LifecycleNode):
         self._qos.clear()
         self._rejects = RejectCounter(config.warn_period_s)
         with self._lock:
-            self._monitor = HealthMonitor(config.health)
-            self._assembler = FrameAssembler(config.sync)
+            self._pipeline = FramePipeline(config.health, config.sync)
         self._worker = LatestWorker(self._infer, on_error=self._on_worker_error, name="unimrseg-inference")
 
         out_qos = profile(config.output_qos)
@@ -274,7 +274,7 @@ class SegmentationNode(LifecycleNode):
             self.destroy_publisher(pub)
         with self._lock:
             self._timers, self._subs, self._pubs = [], {}, {}
-            self._monitor, self._assembler, self._worker = None, None, None
+            self._pipeline, self._worker = None, None
 
     def _resolved(self, topic: str) -> str:
         try:
@@ -326,21 +326,21 @@ class SegmentationNode(LifecycleNode):
     def _accept(self, modality: str, msg: Image, image: np.ndarray, arrived: float, receive_ns: int) -> None:
         stamp = stamp_ns(msg.header)
         with self._lock:
-            monitor, assembler = self._monitor, self._assembler
-            if monitor is None or assembler is None:
+            pipeline = self._pipeline
+            if pipeline is None:
                 return  # deactivated meanwhile
-            health = monitor.observe(
-                modality, image, stamp_ns=stamp, receive_ns=receive_ns, encoding=msg.encoding
+            frames = pipeline.receive(
+                modality,
+                image,
+                Received(image, msg.header, arrived),
+                stamp_ns=stamp,
+                receive_ns=receive_ns,
+                encoding=msg.encoding,
             )
             self._last_receive_ns[modality] = receive_ns
             self._last_frame_id[modality] = msg.header.frame_id
-            usable = self._usable(monitor, receive_ns)
-            message = Message(
-                modality, stamp, receive_ns, Received(image, msg.header, arrived), health.usable
-            )
-            frames = assembler.add(message, usable, receive_ns)
-            jobs = self._jobs(frames, monitor, receive_ns)
-            self._log_changes(monitor, assembler)
+            jobs = self._jobs(pipeline, frames, receive_ns)
+            self._log_changes(pipeline)
         self._submit(jobs)
 
     def _reject(self, modality: str, reason: str, text: str) -> None:
@@ -349,33 +349,25 @@ class SegmentationNode(LifecycleNode):
             more = f" ({due} more since the last warning)" if due else ""
             self.get_logger().warning(f"rejected {modality} message: {text}{more}")
 
-    def _usable(self, monitor: HealthMonitor, now_ns: int) -> tuple[str, ...]:
-        enabled = self._config.enabled if self._config else ()
-        return tuple(m for m in monitor.usable(now_ns) if m in enabled)
-
     def _on_poll(self) -> None:
         """Silence detection and flushing frames whose wait for companions ran out."""
         try:
             now = self._now_ns()
             with self._lock:
-                monitor, assembler = self._monitor, self._assembler
-                if monitor is None or assembler is None:
+                pipeline = self._pipeline
+                if pipeline is None:
                     return
-                frames = assembler.poll(self._usable(monitor, now), now)
-                jobs = self._jobs(frames, monitor, now)
-                self._log_changes(monitor, assembler)
+                frames = pipeline.poll(now)
+                jobs = self._jobs(pipeline, frames, now)
+                self._log_changes(pipeline)
             self._submit(jobs)
         except Exception as exc:
             self._log_error(f"health poll failed: {type(exc).__name__}: {exc}")
 
-    def _jobs(self, frames: list[Frame[Received]], monitor: HealthMonitor, now_ns: int) -> list[Job]:
-        if not frames:
-            return []
-        health = monitor.poll(now_ns)
-        return [
-            Job(f, {m: f"{health[m].state}: {health[m].summary}" for m in f.skipped if not health[m].usable})
-            for f in frames
-        ]
+    def _jobs(
+        self, pipeline: FramePipeline[Received], frames: list[Frame[Received]], now_ns: int
+    ) -> list[Job]:
+        return [Job(f, notes) for f, notes in zip(frames, pipeline.health_notes(frames, now_ns), strict=True)]
 
     def _submit(self, jobs: list[Job]) -> None:
         worker = self._worker
@@ -383,10 +375,11 @@ class SegmentationNode(LifecycleNode):
             for job in jobs:
                 worker.submit(job)
 
-    def _log_changes(self, monitor: HealthMonitor, assembler: FrameAssembler[Received]) -> None:
+    def _log_changes(self, pipeline: FramePipeline[Received]) -> None:
         """Log each health transition once, and when output stops or resumes."""
-        for t in monitor.pop_transitions():
-            if self._config is not None and t.modality not in self._config.enabled:
+        assembler = pipeline.assembler
+        for t in pipeline.monitor.pop_transitions():
+            if t.modality not in pipeline.enabled:
                 continue
             text = f"{t.modality}: {t.old} -> {t.new} ({t.reason})"
             if t.new is HealthState.OK:
@@ -463,12 +456,13 @@ class SegmentationNode(LifecycleNode):
         config = self._config
         enabled = config.enabled if config else ()
         with self._lock:
-            monitor, assembler = self._monitor, self._assembler
-            if monitor is None or assembler is None:
+            pipeline = self._pipeline
+            if pipeline is None:
                 raise RuntimeError("not active")
+            monitor, assembler = pipeline.monitor, pipeline.assembler
             health = monitor.poll(now)
             periods = {m: monitor.expected_period_ns(m) for m in MODALITIES}
-            anchor = assembler.anchor(self._usable(monitor, now))
+            anchor = assembler.anchor(pipeline.usable(now))
             frames, idle = assembler.emitted, assembler.idle_reason
             last_receive = dict(self._last_receive_ns)
             frame_ids = dict(self._last_frame_id)

@@ -52,7 +52,7 @@ from unimrseg_core.faults import FaultSchedule
 from unimrseg_core.health import HealthConfig
 from unimrseg_core.image_msg import DEFAULT_THERMAL, MAX_PIXELS, ImageMsgError, ThermalMapping, decode
 from unimrseg_core.pipeline import DEFAULT_POLL_RATE_HZ, FramePipeline
-from unimrseg_core.runtime.segmenter import Segmenter
+from unimrseg_core.runtime.segmenter import Segmenter, saliency_mono8
 from unimrseg_core.runtime.selection import BackendOptions, select_backend
 from unimrseg_core.sync import Frame, SyncConfig
 
@@ -74,12 +74,6 @@ _PACKAGES: Final = (
     "torchmetrics",
     "pysodmetrics",
 )
-
-
-def saliency_mono8(probability: np.ndarray) -> np.ndarray:
-    """Probability -> uint8 0..255, exactly as the node publishes ``saliency/mask`` (NaN -> 0)."""
-    scaled = np.nan_to_num(probability.astype(np.float32, copy=False), nan=0.0) * np.float32(255.0)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 def _mono8(bag: Path, topic: str, msg: Any, max_pixels: int) -> np.ndarray:

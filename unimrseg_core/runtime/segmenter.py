@@ -29,6 +29,15 @@ class Segmentation:
     used: Combination  # the modalities the network saw
 
 
+def saliency_mono8(probability: np.ndarray) -> np.ndarray:
+    """Saliency probability [0, 1] -> uint8 0..255, ``round(255 * p)`` (NaN -> 0).
+
+    What the node publishes on ``saliency/mask`` and what bag evaluation scores: one function for both.
+    """
+    scaled = np.nan_to_num(probability.astype(np.float32, copy=False), nan=0.0) * np.float32(255.0)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
 class Segmenter:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
