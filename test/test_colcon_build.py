@@ -38,7 +38,7 @@ REQUIRED = ("package.xml", "setup.py", "setup.cfg", "resource", *PYTHON_PACKAGES
 # Files users reach through the package share (`ros2 launch unimrseg_ros unimrseg.launch.py`,
 # the launch file's default params_file).
 SHARED_FILES = ("launch/unimrseg.launch.py", "config/unimrseg.yaml")
-CONSOLE_SCRIPTS = ("unimrseg", "unimrseg_node")
+CONSOLE_SCRIPTS = ("unimrseg", "unimrseg_node", "unimrseg_fault_injector")
 SITE_PACKAGES = Path("lib") / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
 

@@ -45,6 +45,7 @@ CLOCK_TOPIC: Final = "/clock"
 _NS: Final = 1_000_000_000
 _PREFETCH: Final = 64  # messages read ahead of the one being published
 _END: Final = object()
+_LINGER_S: Final = 0.3
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,23 @@ class _Player:
         self.loop_ns = span + (period or _NS // 10)
         report.storage_span_s = span / _NS
 
+    def drain(self, stop: threading.Event, timeout_s: float = 1.0) -> None:
+        """Let the last messages reach their subscribers before the publishers go away.
+
+        Reliable ones are waited for until acknowledged; best-effort ones are read out of this
+        process's shared memory by the subscriber after publish returns, so the player lingers a
+        moment instead of removing that memory under them (the last frame was lost without it).
+        """
+        from rclpy.duration import Duration
+
+        deadline = time.monotonic() + timeout_s
+        for pub in self.pubs.values():
+            left = deadline - time.monotonic()
+            if left <= 0 or stop.is_set():
+                break
+            pub.wait_for_all_acked(Duration(nanoseconds=round(left * _NS)))
+        stop.wait(_LINGER_S)
+
     def _messages(self) -> Iterator[tuple[int, RawMessage]]:
         names = list(self.tracks)
         for loop in range(sys.maxsize):
@@ -352,6 +370,7 @@ def play_bag(
                 report.interrupted = True
             else:
                 player.run(stop)
+                player.drain(stop)
         finally:
             if node is not None:
                 node.destroy_node()
