@@ -13,6 +13,7 @@ at run time (``ros2 param set``) applies at once; nothing needs a restart.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any, Final
@@ -149,20 +150,58 @@ def declare(node: Any) -> None:
     node.declare_parameters("", [(p.name, p.default, descriptor(p)) for p in PARAMS])
 
 
+def _shown(value: Any) -> str:
+    """As a params file or ``ros2 param set`` writes it (floats keep their decimal point)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def _generic(param: Param) -> tuple[str, str, Param] | None:
+    """(``<m>.name``, modality, param) for a per-modality parameter, else None."""
+    modality, _, rest = param.name.partition(".")
+    return (f"<m>.{rest}", modality, param) if modality in MODALITIES else None
+
+
 def markdown_table() -> str:
+    """The README table: global parameters, then each per-modality one once as ``<m>.…``."""
     rows = ["| parameter | type | default | meaning |", "|---|---|---|---|"]
+    grouped: dict[str, list[tuple[str, Param]]] = {}
     for p in PARAMS:
-        extra = ""
-        if p.choices:
-            extra = f" One of: {', '.join(p.choices)}."
-        elif p.low is not None and p.high is not None and p.kind != "bool":
-            extra = f" Range [{p.low:g}, {p.high:g}]."
-        text = (p.description + extra + (" Read-only." if p.read_only else "")).replace("|", "\\|")
-        if isinstance(p.default, bool):
-            shown = "true" if p.default else "false"
+        generic = _generic(p)
+        if generic is None:
+            grouped[p.name] = [("", p)]
         else:
-            shown = f'"{p.default}"' if isinstance(p.default, str) else f"{p.default}"
-        rows.append(f"| `{p.name}` | {p.kind} | `{shown}` | {text} |")
+            grouped.setdefault(generic[0], []).append((generic[1], p))
+    for name, members in grouped.items():
+        modalities = [m for m, _ in members if m]
+        p = members[0][1]
+        text = p.description
+        if modalities and name.count(".") == 1:  # <m>.enabled / fault / duration_s name their modality
+            text = re.sub(rf"\b{modalities[0]}\b", "<m>", text)
+        if p.choices:
+            offered = {c for _, q in members for c in q.choices}
+            seen = [c for c in (NONE, *KINDS, *p.choices) if c in offered]
+            seen = list(dict.fromkeys(seen))
+            only = {
+                c: [m for m, q in members if c in q.choices]
+                for c in seen
+                if not all(c in q.choices for _, q in members)
+            }
+            text += (
+                " One of: "
+                + ", ".join(f"{c} ({'/'.join(only[c])} only)" if c in only else c for c in seen)
+                + "."
+            )
+        elif p.low is not None and p.high is not None and p.kind != "bool":
+            high = "inf" if p.high >= 1e9 else f"{p.high:g}"
+            text += f" Range [{p.low:g}, {high}]."
+        if modalities and len(modalities) < len(MODALITIES):
+            text += f" {'/'.join(modalities)} only."
+        text += " Read-only." if p.read_only else ""
+        defaults = {_shown(q.default) for _, q in members}
+        default = defaults.pop() if len(defaults) == 1 else " / ".join(_shown(q.default) for _, q in members)
+        rows.append(f"| `{name}` | {p.kind} | `{default}` | {text.replace('|', chr(92) + '|')} |")
     return "\n".join(rows) + "\n"
 
 
