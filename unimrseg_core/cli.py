@@ -1,7 +1,7 @@
 """``unimrseg``: the project's one command line, with subcommands.
 
 Subcommands: ``data generate|preview``, ``train``, ``eval``, ``export``, ``engine build``,
-``infer``, ``bag make``; each area keeps its own
+``infer``, ``bag make|eval|play|record``; each area keeps its own
 parser beside its code (``train/cli.py``, ``eval/cli.py``) and registers it here.
 Bad arguments exit with status 2 and a one-line reason, never a traceback.
 """

@@ -13,6 +13,8 @@ not installable from PyPI.
   truth and the fault schedule (shared by offline and live evaluation).
 - :mod:`.evaluate`: :func:`~.evaluate.evaluate_bag`, the offline ``bag eval``.
 - :mod:`.timeline`: the timeline PNG of an evaluation.
+- :mod:`.raw`: :class:`~.raw.RawBag`, any bag as serialized messages (what ``bag play``
+  publishes; its recorded QoS), never deserialized.
 - :mod:`.cli`: ``unimrseg bag ...``.
 """
 

@@ -1,4 +1,4 @@
-"""``unimrseg bag make|eval``: the bag tools' command line (play and record join this group)."""
+"""``unimrseg bag make|eval|play|record``: the bag tools' command line (play and record need rclpy)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def add_parser(groups: Any) -> argparse._SubParsersAction:
     from unimrseg_core.cli import parse_size
     from unimrseg_core.data.splits import TEST_SEED
 
-    bag = groups.add_parser("bag", help="rosbag2 bags: make, eval")
+    bag = groups.add_parser("bag", help="rosbag2 bags: make, eval, play, record")
     bag_cmds = bag.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     make = bag_cmds.add_parser(
         "make",
