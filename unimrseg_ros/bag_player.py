@@ -93,7 +93,7 @@ class PlayReport:
     """What was played and how closely the recorded timing was kept."""
 
     bag: str
-    storage_span_s: float  # bag time selected (start .. end of the window)
+    span_s: float  # bag time selected: first to last message of the window
     rate: float
     messages: Counter[str] = field(default_factory=Counter)  # published name -> messages
     loops: int = 0
@@ -120,6 +120,7 @@ class PlayReport:
         return {
             "bag": self.bag,
             "rate": self.rate,
+            "span_s": round(self.span_s, 4),
             "messages": self.total,
             "topics": dict(sorted(self.messages.items())),
             "loops": self.loops,
@@ -223,6 +224,8 @@ class _Player:
             for t in tracks
         }
         self.clock_pub = None
+        self._clock_period = 1.0 / options.clock_hz
+        self._next_clock = 0.0  # monotonic time of the next /clock message
         if options.clock:
             from rclpy.qos import QoSProfile, ReliabilityPolicy
             from rosgraph_msgs.msg import Clock
@@ -242,7 +245,7 @@ class _Player:
         busiest = max(t.topic.count for t in tracks)  # its mean period separates two loops
         period = (bag.end_ns - bag.start_ns) // (busiest - 1) if busiest > 1 else 0
         self.loop_ns = span + (period or _NS // 10)
-        report.storage_span_s = span / _NS
+        report.span_s = span / _NS
 
     def drain(self, stop: threading.Event, timeout_s: float = 1.0) -> None:
         """Let the last messages reach their subscribers before the publishers go away.
@@ -282,48 +285,60 @@ class _Player:
         self.clock_pub.publish(msg)
         self.report.clock_messages += 1
 
+    def _next(self, prefetch: _Prefetch, stop: threading.Event) -> tuple[int, RawMessage] | None:
+        """The next message read ahead; None at the end of the bag or when stopped."""
+        while not stop.is_set():
+            try:
+                item = prefetch.queue.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return None
+            if isinstance(item, BaseException):
+                raise item
+            return item
+        return None
+
+    def _wait_until(self, due: float, t0: float, stop: threading.Event) -> bool:
+        """Sleep until ``due``, publishing /clock on its ticks meanwhile; False when stopped."""
+        while not stop.is_set():
+            now = time.monotonic()
+            if self.clock_pub is not None and self._next_clock <= min(now, due):
+                self._publish_clock(t0, self._next_clock)
+                self._next_clock = max(self._next_clock + self._clock_period, now - self._clock_period)
+                continue
+            if now >= due:
+                return True
+            wake = min(due, self._next_clock) if self.clock_pub is not None else due
+            stop.wait(max(0.0, wake - now))
+        return False
+
     def run(self, stop: threading.Event) -> None:
         """Publish until the bag ends or ``stop`` is set."""
         halt = threading.Event()  # ends the reader thread whatever ends playing
         prefetch = _Prefetch(self._messages(), halt)
         prefetch.start()
-        report, clock_period = self.report, 1.0 / self.options.clock_hz
-        t0 = time.monotonic()
-        next_clock = t0
-        first_due: float | None = None
+        report = self.report
         try:
-            while not stop.is_set():
-                try:
-                    item = prefetch.queue.get(timeout=0.05)
-                except queue.Empty:
-                    continue
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
+            item = self._next(prefetch, stop)  # t0 only once the first message is read: it is on time
+            t0 = time.monotonic()
+            self._next_clock = t0
+            first_due: float | None = None
+            while item is not None:
                 loop, message = item
                 due = self.due(t0, loop, message.record_ns)
-                while not stop.is_set():
-                    now = time.monotonic()
-                    if self.clock_pub is not None and next_clock <= min(now, due):
-                        self._publish_clock(t0, next_clock)
-                        next_clock = max(next_clock + clock_period, now - clock_period)
-                        continue
-                    if now >= due:
-                        break
-                    wake = min(due, next_clock) if self.clock_pub is not None else due
-                    stop.wait(max(0.0, wake - now))
-                if stop.is_set():
+                if not self._wait_until(due, t0, stop):
                     return
                 self.pubs[message.topic].publish(message.data)
                 published = time.monotonic()
                 report.messages[self.tracks[message.topic].out] += 1
                 report.loops = loop + 1
                 report.lateness_s.append(published - due)
-                if report.first_publish is None:
+                if first_due is None:
                     report.first_publish, first_due = published, due
                 report.last_publish = published
-                report.expected_s = due - (first_due if first_due is not None else due)
+                report.expected_s = due - first_due
+                item = self._next(prefetch, stop)
         finally:
             report.interrupted = stop.is_set()
             halt.set()

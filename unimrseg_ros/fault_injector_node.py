@@ -406,7 +406,11 @@ def main(args: Sequence[str] | None = None) -> int:
     """Console script: run until SIGINT or SIGTERM (exit 0); a bad parameter exits 2 naming it."""
     stop = threading.Event()
     argv = list(args) if args is not None else sys.argv
-    use_large_shm_segment()
+    try:
+        use_large_shm_segment()
+    except ValueError as exc:  # a bad UNIMRSEG_SHM_SEGMENT_MB
+        print(f"{topics.INJECTOR_NODE_NAME}: {exc}", file=sys.stderr)
+        return 2
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     executor = SingleThreadedExecutor()
