@@ -115,8 +115,14 @@ def _add_eval(bag_cmds: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--faults", type=Path, help="fault schedule YAML instead of the one in the bag")
     ev.add_argument(
-        "--live", action="store_true", help="play the bag against a running node (not available yet)"
+        "--live",
+        action="store_true",
+        help="play the bag (bag play, real timing) against unimrseg_node (config/unimrseg.yaml) in its "
+        "own processes on a private ROS domain (--domain-id, else $ROS_DOMAIN_ID, else a free one) and "
+        "score what the node publishes",
     )
+    ev.add_argument("--domain-id", type=int, help="ROS domain of the --live run")
+    ev.add_argument("--logs", type=Path, help="--live: keep the node's and player's logs here")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=run_eval)
 
@@ -185,15 +191,8 @@ def _print_eval(result: dict[str, Any]) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import sys
-
     if args.live:
-        print(
-            "unimrseg bag eval: --live is not available yet (playing the bag against a running node "
-            "comes with the bag player); run without --live for the offline evaluation",
-            file=sys.stderr,
-        )
-        return 2
+        return _run_live(args)
     from unimrseg_core.bags.evaluate import evaluate_bag
     from unimrseg_core.bags.read import parse_remap
     from unimrseg_core.bags.timeline import write_timeline
@@ -335,6 +334,45 @@ def _add_record(bag_cmds: argparse._SubParsersAction) -> None:
     )
     record.add_argument("--json", type=Path, help="write the recording report here")
     record.set_defaults(func=run_record)
+
+
+def _run_live(args: argparse.Namespace) -> int:
+    """``bag eval --live``: the node and the player in their own processes (unimrseg_ros.live_eval)."""
+    import sys
+
+    if not _import_ros("eval --live"):
+        return 2
+    from unimrseg_core.bags.read import parse_remap
+    from unimrseg_core.bags.timeline import write_timeline
+    from unimrseg_core.faults import FaultSchedule
+    from unimrseg_ros.live_eval import LiveError, evaluate_live
+
+    try:
+        result = evaluate_live(
+            args.bag,
+            domain_id=args.domain_id,
+            remap=parse_remap(args.remap),
+            window_s=2.0 if args.window is None else args.window,
+            faults=FaultSchedule.load(args.faults) if args.faults else None,
+            log_dir=args.logs,
+            progress=not args.quiet,
+        )
+    except LiveError as exc:
+        print(f"unimrseg bag eval --live: {exc}", file=sys.stderr)
+        return 1
+    _print_eval(result)
+    live = result["live"]
+    print(
+        f"live: {live['outputs_received']} outputs received, receive latency p50 "
+        f"{_cell(live['receive_latency_ms']['p50'], 1)} ms, node dropped {live['node'].get('dropped_frames')}"
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
+        print(f"wrote {args.json}")
+    if args.plots:
+        print(f"wrote {write_timeline(result, args.plots / 'timeline.png')}")
+    return 0
 
 
 def _import_ros(command: str) -> bool:
