@@ -206,7 +206,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
 def main() -> int:
     from unimrseg_core.cli import parse_size
-    from unimrseg_core.runtime.selection import default_cache_dir
+    from unimrseg_core.runtime.options import default_cache_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", nargs="+", default=["onnxruntime", "torch", "compiled"])

@@ -28,7 +28,7 @@ from unimrseg_core.health import HealthConfig, HealthConfigError
 from unimrseg_core.image_msg import MAX_PIXELS, ThermalMapping
 from unimrseg_core.modalities import MODALITIES
 from unimrseg_core.pipeline import DEFAULT_POLL_RATE_HZ
-from unimrseg_core.runtime.selection import BACKENDS, BackendOptions, default_cache_dir
+from unimrseg_core.runtime.options import BACKENDS, BackendOptions, default_cache_dir
 from unimrseg_core.sync import SyncConfig
 from unimrseg_ros.topics import NODE_NAME
 

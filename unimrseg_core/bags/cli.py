@@ -74,8 +74,7 @@ def add_parser(groups: Any) -> argparse._SubParsersAction:
 
 
 def _add_eval(bag_cmds: argparse._SubParsersAction) -> None:
-    from unimrseg_core.bags.evaluate import DEFAULT_WINDOW_S
-    from unimrseg_core.runtime.selection import BACKENDS
+    from unimrseg_core.runtime.options import BACKENDS  # torch-free: `unimrseg --help` stays fast
 
     ev = bag_cmds.add_parser(
         "eval",
@@ -110,8 +109,8 @@ def _add_eval(bag_cmds: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--window",
         type=_positive_float,
-        default=DEFAULT_WINDOW_S,
-        help=f"seconds per time window (default {DEFAULT_WINDOW_S:g})",
+        default=None,
+        help="seconds per time window (default: bags.evaluate.DEFAULT_WINDOW_S, 2)",
     )
     ev.add_argument("--faults", type=Path, help="fault schedule YAML instead of the one in the bag")
     ev.add_argument(
@@ -193,7 +192,7 @@ def _print_eval(result: dict[str, Any]) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     if args.live:
         return _run_live(args)
-    from unimrseg_core.bags.evaluate import evaluate_bag
+    from unimrseg_core.bags.evaluate import DEFAULT_WINDOW_S, evaluate_bag
     from unimrseg_core.bags.read import parse_remap
     from unimrseg_core.bags.timeline import write_timeline
     from unimrseg_core.faults import FaultSchedule
@@ -209,7 +208,7 @@ def run_eval(args: argparse.Namespace) -> int:
         backend=args.backend,
         options=options,
         remap=remap,
-        window_s=args.window,
+        window_s=DEFAULT_WINDOW_S if args.window is None else args.window,
         faults=schedule,
         progress=not args.quiet,
     )

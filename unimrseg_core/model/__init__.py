@@ -15,7 +15,22 @@ Modules, in data-flow order:
   ``seg_logits``, ``saliency``).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from unimrseg_core.model.config import ModelConfig
-from unimrseg_core.model.network import UniMRSegNet
+
+if TYPE_CHECKING:
+    from unimrseg_core.model.network import UniMRSegNet
 
 __all__ = ["ModelConfig", "UniMRSegNet"]
+
+
+def __getattr__(name: str) -> Any:
+    """``UniMRSegNet`` is imported on first use: reading a config (CLI parsers) needs no torch."""
+    if name == "UniMRSegNet":
+        from unimrseg_core.model.network import UniMRSegNet
+
+        return UniMRSegNet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def add_parser(groups: Any) -> None:
     from unimrseg_core.cli import parse_size
-    from unimrseg_core.runtime.selection import BACKENDS, default_cache_dir
+    from unimrseg_core.runtime.options import BACKENDS, ENGINE_PRECISIONS, default_cache_dir
 
     size_help = "network HEIGHTxWIDTH, multiples of 16 (default: the model's trained size)"
 
@@ -48,11 +48,8 @@ def add_parser(groups: Any) -> None:
     )
     build.add_argument("--onnx", type=Path, help="ONNX model (default: the shipped one)")
     build.add_argument("--checkpoint", type=Path, help="checkpoint for the compiled engine")
-    from unimrseg_core.runtime.compiled import DTYPES
-    from unimrseg_core.runtime.tensorrt_plan import PRECISIONS
-
     precision = build.add_mutually_exclusive_group()
-    for flag in sorted(set(PRECISIONS) | set(DTYPES)):
+    for flag in sorted({p for ps in ENGINE_PRECISIONS.values() for p in ps}):
         precision.add_argument(
             f"--{flag}", dest="precision", action="store_const", const=flag, help=f"build in {flag}"
         )

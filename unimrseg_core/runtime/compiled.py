@@ -31,10 +31,14 @@ from unimrseg_core.runtime.contract import OUTPUTS, Tensor, check_tensors
 from unimrseg_core.runtime.device import device_identity
 from unimrseg_core.runtime.engine_cache import EngineCache, EngineKey
 from unimrseg_core.runtime.export import example_inputs
+from unimrseg_core.runtime.options import ENGINE_PRECISIONS
 
 log = logging.getLogger(__name__)
 
-DTYPES: Final[dict[str, torch.dtype]] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES: Final[dict[str, torch.dtype]] = {
+    p: {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[p]
+    for p in ENGINE_PRECISIONS["compiled"]
+}
 PACKAGE_SUFFIX: Final = ".pt2"
 
 

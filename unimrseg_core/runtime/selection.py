@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from unimrseg_core.fingerprint import model_code_fingerprint
 from unimrseg_core.model.checkpoint import SHIPPED, read_metadata, sha256_file
 from unimrseg_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
+from unimrseg_core.runtime.options import BACKENDS, BackendOptions
 
 log = logging.getLogger(__name__)
 
-BACKENDS: Final = ("auto", "tensorrt", "compiled", "onnxruntime", "torch")
 SHIPPED_ONNX: Final = SHIPPED.with_suffix(".onnx")
 
 
@@ -32,35 +31,6 @@ class BackendError(ValueError):
 
     A ValueError, so the command line reports it in one line with exit status 2.
     """
-
-
-def default_cache_dir() -> Path:
-    """Where engines are cached: ``$UNIMRSEG_CACHE`` or ``$XDG_CACHE_HOME/unimrseg`` (``~/.cache``)."""
-    if os.environ.get("UNIMRSEG_CACHE"):
-        return Path(os.environ["UNIMRSEG_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "unimrseg"
-
-
-@dataclass(frozen=True)
-class BackendOptions:
-    """What every backend may need; each takes the fields that apply to it.
-
-    With neither file given, the shipped checkpoint and its ONNX are used. With
-    only a checkpoint, backends that need ONNX export it once into the cache.
-    """
-
-    checkpoint: Path | None = None
-    onnx: Path | None = None
-    cache_dir: Path = field(default_factory=default_cache_dir)
-    device: str | None = None  # None: cuda when torch sees a GPU, else cpu
-    precision: str = "fp16"  # GPU engines (tensorrt, compiled); CPU engines run fp32
-    max_batch: int = 4
-    force_engine_update: bool = False
-    threads: int | None = None  # onnxruntime intra-op threads; None: all cores this process may use
-    input_size: tuple[int, int] | None = None  # network H x W; None: the model's (trained / exported) size
-    workspace_mib: int = 1024  # tensorrt builder workspace; keep small on a Jetson (shared memory)
-    dla_core: int | None = None  # tensorrt on a Jetson Orin DLA core (fixed batch, fp16/int8)
 
 
 @dataclass

@@ -17,8 +17,9 @@ import numpy as np
 from unimrseg_core.modalities import COMBINATIONS, MODALITY_CHANNELS
 from unimrseg_core.runtime.contract import INPUTS, OUTPUTS, ContractError, Tensor, check_tensors
 from unimrseg_core.runtime.engine_cache import EngineKey
+from unimrseg_core.runtime.options import ENGINE_PRECISIONS
 
-PRECISIONS: Final = ("fp32", "fp16", "int8")
+PRECISIONS: Final = ENGINE_PRECISIONS["tensorrt"]
 ENGINE_SUFFIX: Final = ".engine"
 
 # TensorRT DataType member name -> numpy dtype name, for the contract check
