@@ -40,15 +40,24 @@ lock: setup
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -E '^(rclpy|rcutils|rmw_dds_common|[a-z_]+_msgs|[a-z_]+_interfaces|rosidl_[a-z_]+|std_srvs)==' > constraints.new
 	@echo "review constraints.new, then move it over constraints.txt (keep the pip/setuptools lines)"
 
-## The README's main command. Today (parts 1-2): a 40-scene dataset, the contact sheet of
-## the procedural world and a quick evaluation of the shipped model, under demo_out/.
-## Later parts grow it into the live ROS demo.
+## The README's main command: the 60 s demo bag (240x320, 10 Hz, faults of config/faults_demo.yaml
+## baked in), played live against unimrseg_node, evaluated offline too, and demo_out/report.md
+## (fault table, live vs offline mIoU, timeline, strip of frames). About 3 minutes on 2 cores.
+DEMO := demo_out
 demo: setup
-	rm -rf demo_out/world
-	$(BIN)/unimrseg data generate --out demo_out/world --n 40 --seed 7 --size 240x320 --workers 2
-	$(BIN)/unimrseg data preview --out demo_out/contact_sheet.png --seed 0
-	$(BIN)/unimrseg eval --scenes 14 --no-protocols --quiet --json demo_out/eval.json --plots demo_out/eval
-	@echo "demo: scenes in demo_out/world, contact sheet in demo_out/contact_sheet.png, shipped model scored in demo_out/eval.json and demo_out/eval/"
+	@echo "demo [1/4]: making the 60 s demo bag (240x320, 10 Hz, config/faults_demo.yaml) in $(DEMO)/bag"
+	rm -rf $(DEMO)/bag $(DEMO)/live $(DEMO)/offline $(DEMO)/live_logs
+	$(BIN)/unimrseg bag make --out $(DEMO)/bag --duration 60 --rate 10 --size 240x320 \
+		--faults config/faults_demo.yaml --workers 2
+	@echo "demo [2/4]: live: unimrseg_node + bag play (60 s of real time)"
+	$(BIN)/unimrseg bag eval $(DEMO)/bag --live --json $(DEMO)/live.json --plots $(DEMO)/live \
+		--logs $(DEMO)/live_logs
+	@echo "demo [3/4]: offline evaluation of the same bag"
+	$(BIN)/unimrseg bag eval $(DEMO)/bag --json $(DEMO)/offline.json --plots $(DEMO)/offline
+	@echo "demo [4/4]: report"
+	$(BIN)/python -m unimrseg_core.bags.report --bag $(DEMO)/bag --live $(DEMO)/live.json \
+		--offline $(DEMO)/offline.json --samples $(DEMO)/live_logs/samples.npz --out $(DEMO)
+	@echo "demo: open $(DEMO)/report.md (timeline $(DEMO)/live/timeline.png, frames $(DEMO)/strip.png)"
 
 preview: setup
 	$(BIN)/unimrseg data preview --out docs/contact_sheet.png
