@@ -168,10 +168,11 @@ def test_timeline_from_a_result_file(result, tmp_path):
     assert path.stat().st_size > 20_000
 
 
-def test_live_mode_is_refused_with_the_reason(bag, capsys):
-    assert main(["bag", "eval", str(bag), "--live"]) == 2
+def test_live_mode_with_an_unreadable_bag_fails_at_once_naming_it(tmp_path, capsys):
+    missing = tmp_path / "no_such_bag"
+    assert main(["bag", "eval", str(missing), "--live"]) == 2  # before any process is started
     err = capsys.readouterr().err.strip()
-    assert "--live is not available yet" in err
+    assert str(missing) in err
     assert len(err.splitlines()) == 1
 
 
