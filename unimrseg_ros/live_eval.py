@@ -43,7 +43,7 @@ import numpy as np
 from unimrseg_core.bags.evaluate import RESULT_FORMAT, RESULT_VERSION, _mono8, _torch_threads, _versions
 from unimrseg_core.bags.messages import stamp_to_ns
 from unimrseg_core.bags.read import BagError, BagReader
-from unimrseg_core.bags.score import Output, Scoreboard
+from unimrseg_core.bags.score import DEFAULT_WINDOW_S, Output, Scoreboard
 from unimrseg_core.bags.topics import GROUND_TRUTH, SENSORS
 from unimrseg_core.faults import FaultSchedule
 from unimrseg_core.health import HealthState, Transition
@@ -251,7 +251,7 @@ def evaluate_live(
     domain_id: int | None = None,
     config: Path = CONFIG,
     remap: Mapping[str, str] | None = None,
-    window_s: float = 2.0,
+    window_s: float = DEFAULT_WINDOW_S,
     faults: FaultSchedule | None = None,
     node_args: tuple[str, ...] = (),
     log_dir: Path | None = None,

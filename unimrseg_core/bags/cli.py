@@ -342,6 +342,7 @@ def _run_live(args: argparse.Namespace) -> int:
     if not _import_ros("eval --live"):
         return 2
     from unimrseg_core.bags.read import parse_remap
+    from unimrseg_core.bags.score import DEFAULT_WINDOW_S
     from unimrseg_core.bags.timeline import write_timeline
     from unimrseg_core.faults import FaultSchedule
     from unimrseg_ros.live_eval import LiveError, evaluate_live
@@ -351,7 +352,7 @@ def _run_live(args: argparse.Namespace) -> int:
             args.bag,
             domain_id=args.domain_id,
             remap=parse_remap(args.remap),
-            window_s=2.0 if args.window is None else args.window,
+            window_s=DEFAULT_WINDOW_S if args.window is None else args.window,
             faults=FaultSchedule.load(args.faults) if args.faults else None,
             log_dir=args.logs,
             progress=not args.quiet,

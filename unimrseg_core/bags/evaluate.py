@@ -46,7 +46,7 @@ from tqdm import tqdm
 from unimrseg_core import __version__
 from unimrseg_core.bags.messages import stamp_to_ns
 from unimrseg_core.bags.read import BagError, BagReader
-from unimrseg_core.bags.score import Output, Scoreboard
+from unimrseg_core.bags.score import DEFAULT_WINDOW_S, Output, Scoreboard
 from unimrseg_core.bags.topics import GROUND_TRUTH, SENSORS
 from unimrseg_core.faults import FaultSchedule
 from unimrseg_core.health import HealthConfig
@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 
 RESULT_FORMAT: Final = "unimrseg-bag-eval"
 RESULT_VERSION: Final = 1
-DEFAULT_WINDOW_S: Final = 2.0
 _MODALITY_OF: Final = {t.topic: m for m, t in SENSORS.items()}
 _TRUTH_OF: Final = {t.topic: k for k, t in GROUND_TRUTH.items()}
 _PACKAGES: Final = (

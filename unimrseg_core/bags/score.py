@@ -47,6 +47,9 @@ from unimrseg_core.faults import Fault, FaultSchedule
 from unimrseg_core.health import HealthState, Transition
 from unimrseg_core.modalities import MODALITIES
 
+DEFAULT_WINDOW_S: Final = 2.0
+"""Seconds per scoring window (bag eval offline and live)."""
+
 __all__ = [
     "TARGET_DELAY_PERIODS",
     "TARGET_KINDS",
@@ -179,7 +182,7 @@ class Scoreboard:
         t0_ns: int,
         *,
         anchors: Sequence[str] = MODALITIES,
-        window_s: float = 2.0,
+        window_s: float = DEFAULT_WINDOW_S,
         truth_kinds: Iterable[str] = TRUTH_KINDS,
         horizon_s: float = 2.0,
         scene_s: float | None = None,
