@@ -110,7 +110,7 @@ def _add_eval(bag_cmds: argparse._SubParsersAction) -> None:
         "--window",
         type=_positive_float,
         default=None,
-        help="seconds per time window (default: bags.evaluate.DEFAULT_WINDOW_S, 2)",
+        help="seconds per time window (default: bags.score.DEFAULT_WINDOW_S, 2)",
     )
     ev.add_argument("--faults", type=Path, help="fault schedule YAML instead of the one in the bag")
     ev.add_argument(
