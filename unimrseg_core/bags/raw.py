@@ -31,7 +31,7 @@ from typing import Any, Final
 from rosbags.interfaces import Qos, QosDurability, QosReliability
 from rosbags.rosbag2 import Reader
 
-from unimrseg_core.bags.read import BagError, _explain
+from unimrseg_core.bags.read import BagError, _explain, check_bag_path, open_reader
 
 __all__ = ["RawBag", "RawMessage", "RawTopic", "RecordedQos", "summarize_qos"]
 
@@ -109,21 +109,12 @@ class RawBag:
     def open(self) -> None:
         if self._reader is not None:
             raise BagError(self.path, "already open")
-        if not self.path.exists():
-            raise BagError(self.path, "no such file or directory")
-        if self.path.suffix == ".bag":
-            raise BagError(self.path, "a ROS 1 bag; convert it with `rosbags-convert` first")
-        if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():
-            raise BagError(
-                self.path,
-                "no metadata.yaml: not a rosbag2 bag directory, or a recording that did not finish "
-                "(`ros2 bag reindex` rebuilds it)",
-            )
+        check_bag_path(self.path)
         try:
             reader = Reader(self.path)
-            reader.open()
         except Exception as exc:  # rosbags raises many types for a broken file; all mean "cannot read"
             raise BagError(self.path, f"cannot open: {_explain(exc)}") from exc
+        open_reader(self.path, reader)
         self._reader = reader
         try:
             self._index(reader)

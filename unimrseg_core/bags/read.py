@@ -105,6 +105,28 @@ def _explain(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+def check_bag_path(path: Path) -> None:
+    """Refuse what no rosbags reader can open, with the reason: missing, ROS 1, unfinished."""
+    if not path.exists():
+        raise BagError(path, "no such file or directory")
+    if path.suffix == ".bag":
+        raise BagError(path, "a ROS 1 bag; convert it with `rosbags-convert` first")
+    if path.is_dir() and not (path / "metadata.yaml").is_file():
+        raise BagError(
+            path,
+            "no metadata.yaml: not a rosbag2 bag directory, or a recording that did not finish "
+            "(`ros2 bag reindex` rebuilds it)",
+        )
+
+
+def open_reader(path: Path, reader: Any) -> None:
+    """``reader.open()`` with every rosbags failure turned into one BagError line."""
+    try:
+        reader.open()
+    except Exception as exc:  # rosbags raises many types for a broken file; all mean "cannot read"
+        raise BagError(path, f"cannot open: {_explain(exc)}") from exc
+
+
 class BagReader:
     """A rosbag2 bag read by project topic names; a context manager (``with BagReader(path) as bag``).
 
@@ -140,19 +162,9 @@ class BagReader:
     def open(self) -> None:
         if self._reader is not None:
             raise BagError(self.path, "already open")
-        if not self.path.exists():
-            raise BagError(self.path, "no such file or directory")
-        if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():
-            raise BagError(
-                self.path,
-                "no metadata.yaml: not a rosbag2 bag directory, or a recording that did not finish "
-                "(`ros2 bag reindex` rebuilds it)",
-            )
+        check_bag_path(self.path)
         reader = AnyReader([self.path], default_typestore=messages.typestore())
-        try:
-            reader.open()
-        except Exception as exc:  # rosbags raises many types for a broken file; all mean "cannot read"
-            raise BagError(self.path, f"cannot open: {_explain(exc)}") from exc
+        open_reader(self.path, reader)
         self._reader = reader
         try:
             self._resolve()
