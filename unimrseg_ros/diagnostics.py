@@ -140,6 +140,7 @@ class InferenceReport:
     anchor: str | None
     outputs: Mapping[str, int] = field(default_factory=dict)
     qos: Sequence[QosIncident] = ()
+    switches: Sequence[str] = ()  # runtime failovers, oldest first (FailoverBackend.switches)
 
 
 def inference_status(node: str, report: InferenceReport) -> DiagnosticStatus:
@@ -152,6 +153,9 @@ def inference_status(node: str, report: InferenceReport) -> DiagnosticStatus:
     if report.errors:
         level = worst(level, WARN)
         message += f"; {report.errors} frames failed"
+    if report.switches:  # still running, on a slower backend than asked for: someone should look
+        level = worst(level, WARN if report.backend != "none" else ERROR)
+        message += f"; {report.switches[-1]}"
     for incident in report.qos:
         level = worst(level, WARN)
         message += f"; incompatible QoS ({incident.policy}): {incident.fix}"
@@ -174,6 +178,8 @@ def inference_status(node: str, report: InferenceReport) -> DiagnosticStatus:
         "dropped_frames": report.dropped,
         "published_frames": report.published,
         "failed_frames": report.errors,
+        "backend_switches": len(report.switches),
+        "last_backend_switch": report.switches[-1] if report.switches else "",
     }
     values.update({f"published.{topic}": n for topic, n in report.outputs.items()})
     for incident in report.qos:

@@ -131,6 +131,15 @@ PARAMS: Final[tuple[Param, ...]] = (
         "precision and shape; empty: $UNIMRSEG_CACHE or ~/.cache/unimrseg.",
     ),
     Param("force_engine_update", False, "Rebuild the cached engine at configure even if it is valid."),
+    Param(
+        "fallback_after_failures",
+        3,
+        "When the backend fails this many frames in a row at runtime (an engine error, CUDA out of "
+        "memory), open the next backend of the auto order (tensorrt, compiled, onnxruntime, torch) and go "
+        "on; the switch is on /diagnostics. 0: never switch.",
+        0,
+        1000,
+    ),
     Param("fp16", True, "GPU engines (tensorrt, compiled) in FP16; false: FP32. CPU backends run FP32."),
     Param("device", "", "cpu, cuda or cuda:N; empty: cuda when available (onnxruntime: cpu unless asked)."),
     Param(
@@ -298,6 +307,7 @@ class NodeConfig:
 
     backend: str
     backend_options: BackendOptions
+    fallback_after_failures: int
     enabled: tuple[str, ...]
     thermal: ThermalMapping
     max_pixels: int
@@ -394,6 +404,7 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
     return NodeConfig(
         backend=str(values["backend"]),
         backend_options=options,
+        fallback_after_failures=int(values["fallback_after_failures"]),
         enabled=enabled,
         thermal=thermal,
         max_pixels=int(values["max_pixels"]),

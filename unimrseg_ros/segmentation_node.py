@@ -50,10 +50,12 @@ from unimrseg_core.health import HealthState
 from unimrseg_core.image_msg import ImageMsgError, decode
 from unimrseg_core.modalities import MODALITIES
 from unimrseg_core.pipeline import FramePipeline
+from unimrseg_core.runtime.backends import Backend
+from unimrseg_core.runtime.failover import FailoverBackend, Switch
 from unimrseg_core.runtime.latency import LatencyWindow
 from unimrseg_core.runtime.latest_worker import LatestWorker
 from unimrseg_core.runtime.segmenter import Segmenter
-from unimrseg_core.runtime.selection import Selection, select_backend
+from unimrseg_core.runtime.selection import select_backend
 from unimrseg_core.sync import NO_MESSAGE, Frame
 from unimrseg_ros import parameters, topics
 from unimrseg_ros.diagnostics import (
@@ -105,7 +107,7 @@ class SegmentationNode(LifecycleNode):
         self._report_group = MutuallyExclusiveCallbackGroup()
         self._qos = QosWatch(self.get_logger().warning)
         self._config: NodeConfig | None = None
-        self._selection: Selection | None = None
+        self._backend: FailoverBackend | None = None
         self._segmenter: Segmenter | None = None
         self._reset_active_state()
 
@@ -139,8 +141,14 @@ class SegmentationNode(LifecycleNode):
                 f"configure failed: backend {config.backend!r}: {type(exc).__name__}: {exc}"
             )
             return TransitionCallbackReturn.FAILURE
-        self._config, self._selection = config, selection
-        self._segmenter = Segmenter(selection.backend)
+        self._config = config
+        self._backend = FailoverBackend(
+            selection,
+            config.backend_options,
+            max_failures=config.fallback_after_failures,
+            on_switch=self._on_backend_switch,
+        )
+        self._segmenter = Segmenter(self._backend)
         h, w = self._segmenter.input_size
         self.get_logger().info(
             f"model loaded: backend {selection.backend.name} ({'; '.join(selection.notes)}), input {h}x{w}"
@@ -188,7 +196,7 @@ class SegmentationNode(LifecycleNode):
 
     def _release_model(self) -> None:
         self._segmenter = None
-        self._selection = None
+        self._backend = None
         self._config = None
 
     # ------------------------------------------------------------------ activation
@@ -433,6 +441,10 @@ class SegmentationNode(LifecycleNode):
         self._failed += 1
         self._log_error(f"inference failed: {type(exc).__name__}: {exc}")
 
+    def _on_backend_switch(self, switch: Switch) -> None:
+        log = self.get_logger().warning if switch.opened else self.get_logger().error
+        log(f"backend failover: {switch.text} ({'; '.join(switch.notes)})")
+
     def _log_error(self, text: str) -> None:
         now = time.monotonic()
         period = self._config.warn_period_s if self._config else 5.0
@@ -492,15 +504,16 @@ class SegmentationNode(LifecycleNode):
         return array
 
     def _inference_report(self, frames: int, idle: str | None, anchor: str | None) -> InferenceReport:
-        selection = self._selection
-        device, precision = backend_facts(selection, self._config)
+        failover = self._backend
+        device, precision = backend_facts(failover.current if failover else None, self._config)
         inputs = {self._resolved(t) for t in topics.INPUTS.values()}
         worker = self._worker
         return InferenceReport(
-            backend=selection.backend.name if selection else "none",
+            backend=failover.name if failover else "none",
             precision=precision,
             device=device,
-            notes=selection.notes if selection else [],
+            notes=list(failover.notes) if failover else [],
+            switches=[s.text for s in failover.switches] if failover else [],
             latency_p50_s=self._latency.percentile(50),
             latency_p95_s=self._latency.percentile(95),
             inference_p50_s=self._inference.percentile(50),
@@ -517,11 +530,10 @@ class SegmentationNode(LifecycleNode):
         )
 
 
-def backend_facts(selection: Selection | None, config: NodeConfig | None) -> tuple[str, str]:
+def backend_facts(backend: Backend | None, config: NodeConfig | None) -> tuple[str, str]:
     """(device, precision) the backend runs with: GPU engines use the fp16 parameter, the rest fp32."""
-    if selection is None or config is None:
+    if backend is None or config is None:
         return "none", "none"
-    backend = selection.backend
     providers = getattr(backend, "providers", None)
     if providers is not None:  # onnxruntime
         device = "cuda" if providers and providers[0].startswith("CUDA") else "cpu"

@@ -231,3 +231,45 @@ def test_colored_mask_and_probability_are_computed_only_while_subscribed(harness
     assert (colored[0].encoding, colored[0].height, colored[0].width) == ("rgb8", 120, 160)
     assert published(topics.COLORED_MASK) >= 1
     assert published(topics.SALIENCY_PROBABILITY) == 0
+
+
+def test_a_backend_failing_at_runtime_hands_over_to_the_next_and_says_so_on_diagnostics(
+    harness: Harness,
+) -> None:
+    """CUDA out of memory from the running engine: after 2 failures torch takes over; outputs go on."""
+    import torch
+
+    node = harness.node
+    received: list[DiagnosticArray] = []
+    harness.peer.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, received.append, 10)
+    assert node.set_parameters(
+        [Parameter("backend", value="onnxruntime"), Parameter("fallback_after_failures", value=2)]
+    )
+    assert node.start()
+    assert harness.wait_outputs(3)
+
+    def out_of_memory(feeds: Any) -> Any:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    node.segmenter.backend.current.infer = out_of_memory  # the engine breaks while running
+    assert harness.wait_outputs(5), node.diagnostics()
+
+    def switched() -> DiagnosticStatus | None:
+        for array in reversed(received):
+            for status in array.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if status.name.endswith(": inference") and values.get("backend") == "torch":
+                    return status
+        return None
+
+    deadline = time.monotonic() + 10
+    while switched() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status = switched()
+    assert status is not None, "no /diagnostics message named the new backend"
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == DiagnosticStatus.WARN
+    assert "onnxruntime failed 2x at runtime (OutOfMemoryError: CUDA out of memory" in status.message
+    assert "switched to torch" in values["last_backend_switch"]
+    assert values["backend_switches"] == "1"
+    assert values["failed_frames"] == "1"  # only the first failure cost a frame; the second ran on torch

@@ -199,6 +199,25 @@ def _usable(name: str, options: BackendOptions) -> str | None:
     return None
 
 
+def _first_that_opens(candidates: list[str], options: BackendOptions, notes: list[str]) -> Selection:
+    """Open the first of ``candidates`` that is usable here and opens; every step goes into ``notes``."""
+    for candidate in candidates:
+        skip = _usable(candidate, options)
+        if skip is not None:
+            notes.append(skip)
+            continue
+        try:
+            backend = OPENERS[candidate](options)
+        except Exception as exc:  # any failure to open means: try the next backend
+            notes.append(f"{candidate}: failed to open ({type(exc).__name__}: {exc})")
+            log.warning("backend: %s", notes[-1])
+            continue
+        notes.append(f"{candidate}: chosen")
+        log.info("backend: %s", "; ".join(notes))
+        return Selection(backend, notes)
+    raise BackendError(f"no backend could be opened: {'; '.join(notes)}")
+
+
 def select_backend(name: str = "auto", options: BackendOptions | None = None) -> Selection:
     """Open backend ``name``; for ``auto``, the first of the order above that opens."""
     options = options or BackendOptions()
@@ -210,22 +229,16 @@ def select_backend(name: str = "auto", options: BackendOptions | None = None) ->
         except (ImportError, RuntimeError) as exc:  # a missing library, no GPU, a failed engine build
             raise BackendError(f"backend {name} cannot run here: {type(exc).__name__}: {exc}") from exc
         return Selection(backend, [f"{name}: chosen by name"])
-    notes: list[str] = []
-    for candidate, opener in OPENERS.items():
-        skip = _usable(candidate, options)
-        if skip is not None:
-            notes.append(skip)
-            continue
-        try:
-            backend = opener(options)
-        except Exception as exc:  # any failure to open means: try the next backend
-            notes.append(f"{candidate}: failed to open ({type(exc).__name__}: {exc})")
-            log.warning("auto backend: %s", notes[-1])
-            continue
-        notes.append(f"{candidate}: chosen")
-        log.info("auto backend: %s", "; ".join(notes))
-        return Selection(backend, notes)
-    raise BackendError(f"no backend could be opened: {'; '.join(notes)}")
+    return _first_that_opens(list(OPENERS), options, [])
+
+
+def next_backend(failed: str, options: BackendOptions, reason: str) -> Selection:
+    """The backend that takes over when ``failed`` breaks at runtime: the next of the ``auto`` order
+    that opens here (e.g. compiled -> onnxruntime -> torch). BackendError when none does."""
+    order = list(OPENERS)
+    if failed not in order:
+        raise ValueError(f"unknown backend {failed!r}")
+    return _first_that_opens(order[order.index(failed) + 1 :], options, [f"{failed}: {reason}"])
 
 
 def open_backend(name: str = "auto", options: BackendOptions | None = None) -> Backend:
