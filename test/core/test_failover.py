@@ -52,7 +52,8 @@ def test_after_max_failures_the_next_backend_runs_the_frame_and_the_switch_is_re
     for _ in range(2):  # below the threshold: the error reaches the caller, the backend stays
         with pytest.raises(torch.OutOfMemoryError):
             failover.infer(feeds)
-    assert failover.name == "onnxruntime" and not failover.switches
+    assert failover.name == "onnxruntime"
+    assert not failover.switches
     seg, sal = failover.infer(feeds)  # the third failure: torch takes over and runs this frame
     assert len(calls) == 3
     assert failover.name == "torch"
@@ -64,7 +65,8 @@ def test_after_max_failures_the_next_backend_runs_the_frame_and_the_switch_is_re
     assert "torch: chosen" in switch.notes
     # the same model on the new backend: the same classes almost everywhere
     agree = (seg.argmax(1) == healthy[0].argmax(1)).mean()
-    assert agree > 0.99 and np.abs(sal - healthy[1]).max() < 1e-3
+    assert agree > 0.99
+    assert np.abs(sal - healthy[1]).max() < 1e-3
 
 
 def test_a_success_resets_the_count_of_consecutive_failures(tmp_path, feeds):
@@ -77,7 +79,8 @@ def test_a_success_resets_the_count_of_consecutive_failures(tmp_path, feeds):
             failover.infer(feeds)
         backend.infer = real
         failover.infer(feeds)
-    assert failover.name == "onnxruntime" and not failover.switches
+    assert failover.name == "onnxruntime"
+    assert not failover.switches
 
 
 def test_max_failures_zero_never_switches(tmp_path, feeds):
@@ -86,7 +89,8 @@ def test_max_failures_zero_never_switches(tmp_path, feeds):
     for _ in range(5):
         with pytest.raises(RuntimeError, match="engine lost"):
             failover.infer(feeds)
-    assert failover.name == "onnxruntime" and not failover.switches
+    assert failover.name == "onnxruntime"
+    assert not failover.switches
 
 
 def test_when_no_backend_is_left_every_frame_fails_with_the_reason(tmp_path, feeds):
@@ -96,7 +100,8 @@ def test_when_no_backend_is_left_every_frame_fails_with_the_reason(tmp_path, fee
     _break(failover.current, RuntimeError("torch lost too"))
     with pytest.raises(RuntimeError, match="torch lost too"):
         failover.infer(feeds)  # ... torch is the last of the order
-    assert failover.current is None and failover.name == "none"
+    assert failover.current is None
+    assert failover.name == "none"
     assert failover.switches[-1].opened is None
     assert "no other backend could be opened" in failover.switches[-1].text
     with pytest.raises(BackendError, match="no backend left: torch failed 1x"):
