@@ -180,11 +180,13 @@ def _data_bytes(data: object) -> np.ndarray:
         data = np.ascontiguousarray(data)  # a no-op for the contiguous arrays rosbags gives
     try:
         view = memoryview(data)  # type: ignore[arg-type]
+        if not view.c_contiguous:  # a strided view (memoryview(b)[::2]): its bytes in order, as for arrays
+            view = memoryview(view.tobytes())
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")
+        return np.frombuffer(view, dtype=np.uint8)
     except (TypeError, ValueError, BufferError) as exc:
         raise ImageMsgError("bad_data", f"data must be a bytes-like buffer, got {kind} ({exc})") from None
-    return np.frombuffer(view, dtype=np.uint8)
 
 
 def _pixels(msg: object, modality: str, max_pixels: int) -> tuple[str, np.ndarray, bool]:
