@@ -22,6 +22,7 @@ expected periods T of its start; recovery within 3 T of its end):
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -39,8 +40,16 @@ class HealthConfigError(ValueError):
 
 
 def _is_number(value: object) -> bool:
-    """A finite int or float (bools are ints to Python, not to a config)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (bools are ints to Python, not to a config).
+
+    An int past the float range is not one: every threshold is used as a float.
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _all_learned() -> dict[str, float | None]:
@@ -142,9 +151,10 @@ class HealthConfig:
                 )
 
     def _check_int(self, name: str, *, minimum: int) -> None:
+        """An int in ``minimum..sys.maxsize``: counts size deques, which take no more."""
         value = getattr(self, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise HealthConfigError(name, f"must be an integer >= {minimum}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= sys.maxsize:
+            raise HealthConfigError(name, f"must be an integer in {minimum}..{sys.maxsize}, got {value!r}")
 
     def _check_float(self, name: str, *, low: float, high: float = math.inf, low_open: bool = False) -> None:
         value = getattr(self, name)
