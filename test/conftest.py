@@ -12,15 +12,14 @@ duration, so two pytest processes on one machine never pick the same id.
 
 from __future__ import annotations
 
-import fcntl
-import itertools
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from unimrseg_ros.domain import TEST_DOMAIN_IDS, TEST_LOCK_DIR, DomainLease  # rclpy-free
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_DIR = Path(__file__).resolve().parent
@@ -28,38 +27,11 @@ TEST_DIR = Path(__file__).resolve().parent
 # Fast DDS participant profile that shortens late-joiner discovery (see the XML file).
 FASTDDS_PROFILE = TEST_DIR / "fastdds_fast_discovery.xml"
 
-# Domain ids whose DDS ports are valid and stay out of Linux's ephemeral port range
-# (https://docs.ros.org/en/rolling/Concepts/Intermediate/About-Domain-ID.html).
-# 0 is left out: it is every ROS user's default domain.
-VALID_DOMAIN_IDS: tuple[int, ...] = (*range(1, 102), *range(215, 233))
 
-_LOCK_DIR = Path(tempfile.gettempdir()) / "unimrseg_ros_test_domains"
-_counter = itertools.count()
-
-
-class _DomainLease:
-    """An exclusively locked ``ROS_DOMAIN_ID``, unique among all processes using this fixture."""
-
-    def __init__(self) -> None:
-        _LOCK_DIR.mkdir(parents=True, exist_ok=True)
-        # Start where this process and this call point, so concurrent runs rarely even contend.
-        start = (os.getpid() * 7 + next(_counter)) % len(VALID_DOMAIN_IDS)
-        for step in range(len(VALID_DOMAIN_IDS)):
-            domain_id = VALID_DOMAIN_IDS[(start + step) % len(VALID_DOMAIN_IDS)]
-            fd = os.open(_LOCK_DIR / f"{domain_id}.lock", os.O_CREAT | os.O_RDWR, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            self.domain_id = domain_id
-            self._fd = fd
-            return
-        raise RuntimeError(f"all {len(VALID_DOMAIN_IDS)} ROS domain ids are in use by other test processes")
-
-    def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
+def _lease() -> DomainLease:
+    """A domain id of the test pool (valid ports, out of the ephemeral range, 0 left out), locked
+    for this process until released; one implementation with ``bag eval --live``'s own pool."""
+    return DomainLease(TEST_DOMAIN_IDS, TEST_LOCK_DIR)
 
 
 def _ament_prefix_path() -> str:
@@ -98,10 +70,10 @@ def make_ros_env() -> Iterator[Callable[[], dict[str, str]]]:
     For tests that need several isolated domains (e.g. proving domains do not see each
     other). The ids stay reserved until the test ends.
     """
-    leases: list[_DomainLease] = []
+    leases: list[DomainLease] = []
 
     def make() -> dict[str, str]:
-        lease = _DomainLease()
+        lease = _lease()
         leases.append(lease)
         return {**os.environ, **ros_vars(lease.domain_id)}
 
@@ -129,7 +101,7 @@ def module_ros_env() -> Iterator[dict[str, str]]:
 
     Not applied in-process: a module-scoped in-process rclpy sets these variables itself.
     """
-    lease = _DomainLease()
+    lease = _lease()
     try:
         yield {**os.environ, **ros_vars(lease.domain_id)}
     finally:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import signal
 import sys
 import threading
 import time
@@ -40,14 +39,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterException
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.serialization import deserialize_message
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -61,6 +57,7 @@ from unimrseg_ros import topics
 from unimrseg_ros.cdr_header import cdr_stamp_ns, with_cdr_stamp
 from unimrseg_ros.parameters import QosSettings
 from unimrseg_ros.qos import LATCHED, profile
+from unimrseg_ros.run import run_node
 from unimrseg_ros.transport import use_large_shm_segment
 
 __all__ = ["FaultInjectorNode", "main"]
@@ -404,35 +401,17 @@ class FaultInjectorNode(Node):
 
 def main(args: Sequence[str] | None = None) -> int:
     """Console script: run until SIGINT or SIGTERM (exit 0); a bad parameter exits 2 naming it."""
-    stop = threading.Event()
-    argv = list(args) if args is not None else sys.argv
     try:
         use_large_shm_segment()
     except ValueError as exc:  # a bad UNIMRSEG_SHM_SEGMENT_MB
         print(f"{topics.INJECTOR_NODE_NAME}: {exc}", file=sys.stderr)
         return 2
-    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    executor = SingleThreadedExecutor()
-    node: FaultInjectorNode | None = None
-    try:
-        try:
-            node = FaultInjectorNode()
-        except (ParameterException, FaultError, OSError) as exc:
-            print(f"{topics.INJECTOR_NODE_NAME}: bad parameter: {exc}", file=sys.stderr)
-            return 2
-        executor.add_node(node)
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    finally:
-        if node is not None:
-            executor.remove_node(node)
-            node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+    return run_node(
+        FaultInjectorNode,
+        name=topics.INJECTOR_NODE_NAME,
+        args=args,
+        bad_parameter=(ParameterException, FaultError, OSError),
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ SIGTERM.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import subprocess
@@ -49,6 +48,7 @@ from unimrseg_core.faults import FaultSchedule
 from unimrseg_core.health import HealthState, Transition
 from unimrseg_core.image_msg import MAX_PIXELS
 from unimrseg_core.modalities import MODALITIES
+from unimrseg_ros.domain import LIVE_DOMAIN_IDS, LIVE_LOCK_DIR, DomainLease, NoFreeDomainError
 
 __all__ = ["CONFIG", "LiveError", "evaluate_live"]
 
@@ -61,8 +61,6 @@ missed the first 1.8 s of the demo bag on a busy 2-core machine (discovery still
 SAMPLES: Final = "samples.npz"
 """In the log folder: the node's masks at 5 s and at 60 % of each fault (for the demo report's strip)."""
 SAMPLE_HEALTHY_S: Final = 5.0
-_DOMAIN_IDS: Final = (*range(102, 215),)  # outside the test fixtures' ids, inside the valid range
-_LOCK_DIR: Final = Path(tempfile.gettempdir()) / "unimrseg_live_domains"
 _MODALITY_OF: Final = {t.topic: m for m, t in SENSORS.items()}
 _TRUTH_OF: Final = {t.topic: k for k, t in GROUND_TRUTH.items()}
 _NS: Final = 1_000_000_000
@@ -80,23 +78,12 @@ def _domain(requested: int | None) -> Iterator[int]:
     if requested is not None:
         yield requested
         return
-    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    start = os.getpid() % len(_DOMAIN_IDS)
-    for step in range(len(_DOMAIN_IDS)):
-        domain_id = _DOMAIN_IDS[(start + step) % len(_DOMAIN_IDS)]
-        fd = os.open(_LOCK_DIR / f"{domain_id}.lock", os.O_CREAT | os.O_RDWR, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        try:
-            yield domain_id
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-        return
-    raise LiveError("no free ROS domain id for the live run; set ROS_DOMAIN_ID")
+    try:
+        lease = DomainLease(LIVE_DOMAIN_IDS, LIVE_LOCK_DIR)
+    except NoFreeDomainError:
+        raise LiveError("no free ROS domain id for the live run; set ROS_DOMAIN_ID") from None
+    with lease:
+        yield lease.domain_id
 
 
 class _Children:

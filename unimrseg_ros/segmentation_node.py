@@ -25,7 +25,6 @@ another, and a lock guards the pipeline (monitor and assembler). No callback let
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
@@ -35,14 +34,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 
@@ -69,6 +65,7 @@ from unimrseg_ros.outputs import image_message, labels_message
 from unimrseg_ros.parameters import NodeConfig, ParameterError
 from unimrseg_ros.qos import LATCHED, QosWatch, profile
 from unimrseg_ros.rejects import RejectCounter
+from unimrseg_ros.run import run_node
 
 __all__ = ["SegmentationNode", "main"]
 
@@ -548,37 +545,29 @@ def main(args: Sequence[str] | None = None) -> int:
 
     The signals only set a flag (rclpy's own handlers are not installed): the spin loop
     ends within 0.1 s, the node goes through ``shutdown`` (inference thread joined, model
-    released) while the context is still valid, and the exit code is 0.
+    released) while the context is still valid, and the exit code is 0; a params-file
+    value outside its declared range exits 2 (:func:`unimrseg_ros.run.run_node`, shared
+    with the fault injector). The executor is single-threaded: inference has its own
+    thread (see the module docstring).
     """
-    stop = threading.Event()
-    argv = list(args) if args is not None else sys.argv
-    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    executor = SingleThreadedExecutor()  # inference has its own thread; see the module docstring
-    node: SegmentationNode | None = None
-    try:
-        try:
-            node = SegmentationNode()
-        except ParameterException as exc:  # e.g. a params-file value outside its declared range
-            print(f"unimrseg_node: bad parameter: {exc}", file=sys.stderr)
-            return 2
+
+    def autostart(node: SegmentationNode) -> None:
         if node.get_parameter("autostart").value and not node.start():
             node.get_logger().error(f"autostart failed; the node stays {node.state_label}")
-        executor.add_node(node)
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    finally:
-        if node is not None:
-            if node.state_label in ("unconfigured", "inactive", "active"):
-                node.trigger_shutdown()
-            node.release()
-            executor.remove_node(node)
-            node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+
+    def shut_down(node: SegmentationNode) -> None:
+        if node.state_label in ("unconfigured", "inactive", "active"):
+            node.trigger_shutdown()
+        node.release()  # whatever the state (e.g. finalized after an error)
+
+    return run_node(
+        SegmentationNode,
+        name=topics.NODE_NAME,
+        args=args,
+        bad_parameter=(ParameterException,),
+        started=autostart,
+        stopping=shut_down,
+    )
 
 
 if __name__ == "__main__":
