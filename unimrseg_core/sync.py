@@ -56,6 +56,8 @@ class SyncConfig:
     def __post_init__(self) -> None:
         for name in ("anchor_priority", "enabled"):
             names = getattr(self, name)
+            if not isinstance(names, (tuple, list)):  # a str would be read letter by letter
+                raise ValueError(f"{name} must be a tuple of modality names, got {names!r}")
             unknown = [m for m in names if m not in MODALITIES]
             if unknown:
                 raise ValueError(f"{name}: unknown modality {unknown!r}; valid: {', '.join(MODALITIES)}")
