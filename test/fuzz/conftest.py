@@ -39,7 +39,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not target:
         return
     payload = {
-        name: {**result, "outcomes": dict(fuzzing.TALLY.get(name, {}))} for name, result in _RESULTS.items()
+        name: {**result, "examples": fuzzing.EXAMPLES[name], "outcomes": dict(fuzzing.TALLY.get(name, {}))}
+        for name, result in _RESULTS.items()
     }
     Path(target).write_text(
         json.dumps(

@@ -13,15 +13,27 @@ tally from the file named by ``UNIMRSEG_FUZZ_RECORD`` (written by ``conftest.py`
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar
 
 from hypothesis import HealthCheck, settings
 
-__all__ = ["EXAMPLES_ENV", "PROFILE", "PROFILE_NAME", "RECORD_ENV", "TALLY", "attempt", "budget", "note"]
+__all__ = [
+    "EXAMPLES",
+    "EXAMPLES_ENV",
+    "PROFILE",
+    "PROFILE_NAME",
+    "RECORD_ENV",
+    "TALLY",
+    "attempt",
+    "budget",
+    "counted",
+    "note",
+]
 
 PROFILE_ENV: Final = "HYPOTHESIS_PROFILE"
 EXAMPLES_ENV: Final = "UNIMRSEG_FUZZ_EXAMPLES"
@@ -50,11 +62,14 @@ PROFILE_NAME: Final = os.environ.get(PROFILE_ENV, "ci")
 PROFILE: Final = settings.get_profile(PROFILE_NAME)
 
 TALLY: dict[str, Counter[str]] = defaultdict(Counter)
-"""Property (test name) -> outcome -> how many examples ended so."""
+"""Property (test name) -> outcome -> how many calls ended so (a stream property makes several)."""
+EXAMPLES: Counter[str] = Counter()
+"""Property (test name) -> examples run, shrinking included."""
 current = "outside a test"
 """The running property; set by ``conftest.py`` around each test call."""
 
 R = TypeVar("R")
+P = ParamSpec("P")
 
 
 def budget(fraction: float = 1.0, *, deadline: timedelta | bool | None = True) -> settings:
@@ -67,6 +82,17 @@ def budget(fraction: float = 1.0, *, deadline: timedelta | bool | None = True) -
     return settings(parent=PROFILE, max_examples=max(10, round(PROFILE.max_examples * fraction)), **extra)
 
 
+def counted(test: Callable[P, None]) -> Callable[P, None]:
+    """Count every example hypothesis runs; goes between ``@given`` and the test function."""
+
+    @functools.wraps(test)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        EXAMPLES[current] += 1
+        test(*args, **kwargs)
+
+    return run
+
+
 def note(outcome: str) -> None:
     """Count one example of the running property as ending with ``outcome``."""
     TALLY[current][outcome] += 1
@@ -76,11 +102,12 @@ def attempt(
     call: Callable[[], R],
     expected: tuple[type[BaseException], ...],
     why: Callable[[Any], str] = lambda exc: type(exc).__name__,
+    what: Callable[[R], str] = lambda result: "accepted",
 ) -> tuple[R | None, BaseException | None]:
     """``(result, None)`` or ``(None, error)`` for an ``expected`` error; anything else is re-raised.
 
-    Every end is tallied: ``accepted``, ``<Error>: <why(error)>``, or ``uncaught: <Type>``
-    (which also fails the property, as hypothesis sees the exception).
+    Every end is tallied: ``what(result)`` (``accepted``), ``<Error>: <why(error)>``, or
+    ``uncaught: <Type>`` (which also fails the property, as hypothesis sees the exception).
     """
     try:
         result = call()
@@ -90,5 +117,5 @@ def attempt(
     except Exception as exc:
         note(f"uncaught: {type(exc).__name__}")
         raise
-    note("accepted")
+    note(what(result))
     return result, None
