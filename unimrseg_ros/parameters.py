@@ -322,11 +322,28 @@ class NodeConfig:
     warn_period_s: float
 
 
+def _type_problem(param: Param, value: Any) -> str | None:
+    """Why ``value`` is not of ``param``'s type (ROS types it, but callers of node_config may not)."""
+    kind = param.kind
+    if kind == "string[]":
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    elif kind == "float":  # an integer is a fine double
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, bool if kind == "bool" else str)
+    return None if ok else f"expected {'a list of strings' if kind == 'string[]' else kind}, got {value!r}"
+
+
 def validate(name: str, value: Any) -> str | None:
-    """Why ``value`` is not acceptable for parameter ``name`` (choices and ranges), or None."""
+    """Why ``value`` is not acceptable for parameter ``name`` (type, choices, range, step), or None."""
     param = BY_NAME.get(name)
     if param is None:
         return None
+    problem = _type_problem(param, value)
+    if problem:
+        return problem
     if param.choices:
         items = value if isinstance(value, (list, tuple)) else [value]
         bad = [v for v in items if v not in param.choices]
@@ -336,8 +353,10 @@ def validate(name: str, value: Any) -> str | None:
             return f"a value is listed twice: {list(value)!r}"
     if isinstance(value, (int, float)) and not isinstance(value, bool) and param.low is not None:
         high = param.high if param.high is not None else math.inf
-        if not param.low <= value <= high:
+        if not param.low <= value <= high:  # also refuses NaN
             return f"{value!r} outside [{param.low:g}, {high:g}]"
+        if param.step and (value - param.low) % param.step:
+            return f"{value!r} is not {param.low:g} + a multiple of {param.step}"
     return None
 
 
