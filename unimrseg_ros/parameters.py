@@ -333,7 +333,25 @@ def _type_problem(param: Param, value: Any) -> str | None:
         ok = isinstance(value, int) and not isinstance(value, bool)
     else:
         ok = isinstance(value, bool if kind == "bool" else str)
-    return None if ok else f"expected {'a list of strings' if kind == 'string[]' else kind}, got {value!r}"
+    if not ok:
+        return f"expected {'a list of strings' if kind == 'string[]' else kind}, got {value!r}"
+    return _text_problem(value) if kind == "str" else None
+
+
+def _text_problem(value: str) -> str | None:
+    """Why a string parameter (a file, folder or device name) can name nothing, or None.
+
+    A NUL cannot be in a ROS string (or a path), and ``~nosuchuser/x`` cannot be expanded:
+    both would escape from pathlib as ValueError or RuntimeError.
+    """
+    if "\x00" in value:
+        return f"{value!r} holds a NUL character"
+    if value.startswith("~"):
+        try:
+            Path(value).expanduser()
+        except RuntimeError as exc:
+            return f"{value!r} cannot be expanded: {exc}"
+    return None
 
 
 def validate(name: str, value: Any) -> str | None:
