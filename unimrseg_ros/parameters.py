@@ -28,8 +28,9 @@ from unimrseg_core.health import HealthConfig, HealthConfigError
 from unimrseg_core.image_msg import MAX_PIXELS, ThermalMapping
 from unimrseg_core.modalities import MODALITIES
 from unimrseg_core.pipeline import DEFAULT_POLL_RATE_HZ
-from unimrseg_core.runtime.options import BACKENDS, BackendOptions, default_cache_dir
+from unimrseg_core.runtime.options import BACKENDS, SHIPPED_WEIGHTS_DIR, BackendOptions, default_cache_dir
 from unimrseg_core.sync import SyncConfig
+from unimrseg_core.trust import UntrustedPathError, confined
 from unimrseg_ros.topics import NODE_NAME
 
 __all__ = [
@@ -118,17 +119,33 @@ PARAMS: Final[tuple[Param, ...]] = (
         choices=BACKENDS,
     ),
     Param(
+        "model_dir",
+        "",
+        "The folder checkpoint and onnx must lie in (relative paths are taken in it; '..' and symbolic "
+        "links that leave it are refused), so a parameter client cannot make the node read other files; "
+        "empty: the shipped model's folder.",
+        read_only=True,
+    ),
+    Param(
         "checkpoint",
         "",
-        "PyTorch checkpoint (.pt) for the torch and compiled backends (exported to ONNX once, into the "
-        "engine cache, when no onnx is given); empty: the shipped model.",
+        "PyTorch checkpoint (.pt, read with torch.load(weights_only=True)) in model_dir, for the torch "
+        "and compiled backends (exported to ONNX once, into the engine cache, when no onnx is given); "
+        "empty: the shipped model.",
     ),
-    Param("onnx", "", "ONNX model for onnxruntime and tensorrt; empty: the shipped model's ONNX."),
+    Param(
+        "onnx",
+        "",
+        "ONNX model in model_dir for onnxruntime and tensorrt (checked: onnx.checker, self-contained, "
+        "standard operators, the model contract); empty: the shipped model's ONNX.",
+    ),
     Param(
         "engine_cache_dir",
         "",
         "Where engines (TensorRT plans, compiled packages) are cached, keyed by model, runtime, GPU, "
-        "precision and shape; empty: $UNIMRSEG_CACHE or ~/.cache/unimrseg.",
+        "precision and shape, each with a sha256 sidecar. Engines are code: the folder must be writable by "
+        "this user only (it is created 0700); empty: $UNIMRSEG_CACHE or ~/.cache/unimrseg.",
+        read_only=True,
     ),
     Param("force_engine_update", False, "Rebuild the cached engine at configure even if it is valid."),
     Param(
@@ -378,6 +395,24 @@ def validate(name: str, value: Any) -> str | None:
     return None
 
 
+MODEL_FILES: Final = ("checkpoint", "onnx")
+
+
+def model_file(name: str, value: str, model_dir: str) -> Path | None:
+    """The file parameter ``name`` names, resolved inside ``model_dir`` (None when empty).
+
+    ParameterError when it leaves the folder (``..``, an absolute path elsewhere, a
+    symbolic link out of it): parameters can be set by any DDS peer, the folder only at launch.
+    """
+    if not value:
+        return None
+    root = Path(model_dir).expanduser() if model_dir else SHIPPED_WEIGHTS_DIR
+    try:
+        return confined(value, root, what=name)
+    except UntrustedPathError as exc:
+        raise ParameterError(name, f"{exc}; set model_dir at launch to use another folder") from None
+
+
 def _seconds_ns(values: Mapping[str, Any], name: str) -> int:
     return round(float(values[name]) * 1e9)
 
@@ -427,8 +462,8 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
             "input_height", f"set both input_height and input_width or neither ({height}x{width})"
         )
     options = BackendOptions(
-        checkpoint=Path(values["checkpoint"]).expanduser() if values["checkpoint"] else None,
-        onnx=Path(values["onnx"]).expanduser() if values["onnx"] else None,
+        checkpoint=model_file("checkpoint", values["checkpoint"], values["model_dir"]),
+        onnx=model_file("onnx", values["onnx"], values["model_dir"]),
         cache_dir=Path(values["engine_cache_dir"]).expanduser()
         if values["engine_cache_dir"]
         else default_cache_dir(),

@@ -295,6 +295,11 @@ class SegmentationNode(LifecycleNode):
             problem = parameters.validate(param.name, param.value)
             if problem:
                 return SetParametersResult(successful=False, reason=f"{param.name}: {problem}")
+            if param.name in parameters.MODEL_FILES:
+                try:
+                    parameters.model_file(param.name, param.value, self.get_parameter("model_dir").value)
+                except ParameterError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
             if self.state_label not in ("unconfigured", "configuring"):
                 return SetParametersResult(
                     successful=False,

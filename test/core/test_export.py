@@ -68,9 +68,16 @@ def test_contract_refuses_renamed_input_and_missing_metadata(exported):
     _, path, _ = exported
     model = onnx.load(str(path))
     renamed = onnx.load(str(path))
-    renamed.graph.input[0].name = "image"
+    old = renamed.graph.input[0].name
+    renamed.graph.input[0].name = "image"  # a valid graph whose input is named otherwise
+    for node in renamed.graph.node:
+        node.input[:] = ["image" if name == old else name for name in node.input]
     with pytest.raises(ContractError, match="inputs are"):
         validate_onnx(renamed)
+    broken = onnx.load(str(path))
+    broken.graph.input[0].name = "image"  # nodes still read "rgb": not a valid graph at all
+    with pytest.raises(ContractError, match="not a valid ONNX model"):
+        validate_onnx(broken)
     del model.metadata_props[:]
     with pytest.raises(ContractError, match="metadata_props"):
         read_metadata(model)

@@ -85,7 +85,8 @@ def test_values_map_onto_their_fields():
         "threads": 2,
         "input_height": 480,
         "input_width": 640,
-        "onnx": "~/model.onnx",
+        "model_dir": "~/models",
+        "onnx": "robot.onnx",
     }
     config = node_config(values)
     assert config.health.expected_rate_hz == {"rgb": None, "depth": 30.0, "thermal": None}
@@ -97,7 +98,39 @@ def test_values_map_onto_their_fields():
     assert config.backend_options.precision == "fp32"
     assert config.backend_options.threads == 2
     assert config.backend_options.input_size == (480, 640)
-    assert config.backend_options.onnx == Path("~/model.onnx").expanduser()
+    assert config.backend_options.onnx == Path("~/models/robot.onnx").expanduser().resolve()
+
+
+@pytest.mark.parametrize("name", ["checkpoint", "onnx"])
+@pytest.mark.parametrize("value", ["../unimrseg.pt", "/etc/passwd", "~/model.onnx", "sub/../../x.onnx"])
+def test_model_files_cannot_leave_model_dir(tmp_path, name, value):
+    models = tmp_path / "models"
+    models.mkdir()
+    with pytest.raises(ParameterError, match=f"parameter {name}: .* outside .*models; set model_dir") as err:
+        node_config(defaults() | {"model_dir": str(models), name: value})
+    assert err.value.name == name
+
+
+def test_a_symbolic_link_out_of_model_dir_is_refused_and_one_inside_is_followed(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    (tmp_path / "elsewhere.onnx").write_bytes(b"x")
+    (models / "real.onnx").write_bytes(b"x")
+    (models / "escape.onnx").symlink_to(tmp_path / "elsewhere.onnx")
+    (models / "alias.onnx").symlink_to(models / "real.onnx")
+    with pytest.raises(ParameterError, match=r"escape\.onnx' resolves to .*elsewhere\.onnx, outside"):
+        node_config(defaults() | {"model_dir": str(models), "onnx": "escape.onnx"})
+    config = node_config(defaults() | {"model_dir": str(models), "onnx": "alias.onnx"})
+    assert config.backend_options.onnx == (models / "real.onnx").resolve()
+
+
+def test_by_default_model_files_are_confined_to_the_shipped_weights():
+    from unimrseg_core.runtime.options import SHIPPED_WEIGHTS_DIR
+
+    config = node_config(defaults() | {"onnx": "unimrseg.onnx"})
+    assert config.backend_options.onnx == SHIPPED_WEIGHTS_DIR / "unimrseg.onnx"
+    with pytest.raises(ParameterError, match="parameter checkpoint"):
+        node_config(defaults() | {"checkpoint": "/tmp/other.pt"})
 
 
 @pytest.mark.parametrize(
@@ -129,7 +162,7 @@ def test_descriptors_carry_type_description_range_and_read_only():
     by_name = {p.name: parameters.descriptor(p) for p in PARAMS}
     assert all(d.description for d in by_name.values())
     assert by_name["autostart"].read_only
-    assert sum(d.read_only for d in by_name.values()) == 1
+    assert {n for n, d in by_name.items() if d.read_only} == {"autostart", "model_dir", "engine_cache_dir"}
     skew = by_name["sync.max_skew_seconds"]
     assert skew.type == ParameterType.PARAMETER_DOUBLE
     assert (skew.floating_point_range[0].from_value, skew.floating_point_range[0].to_value) == (0.0, 60.0)

@@ -167,8 +167,16 @@ def test_parameters_are_validated_and_change_only_while_unconfigured(harness: Ha
     assert not set_one("health.silence_periods", 0.5).successful  # below the descriptor's range
     assert not set_one("autostart", False).successful  # read-only
 
-    # valid for the descriptor, but no model there: configure fails and says why, no exception
-    assert set_one("onnx", "/nonexistent/model.onnx").successful
+    # a file outside model_dir (the shipped weights folder here): refused when set, with the reason
+    result = set_one("onnx", "/etc/passwd")
+    assert not result.successful
+    assert "outside" in result.reason
+    assert "model_dir" in result.reason
+    assert not set_one("model_dir", "/").successful  # read-only: set at launch only
+    assert not set_one("engine_cache_dir", "/tmp").successful  # read-only: engines are code
+
+    # inside model_dir, but no model there: configure fails and says why, no exception
+    assert set_one("onnx", "nonexistent.onnx").successful
     assert node.trigger_configure() == FAILURE
     assert node.state_label == "unconfigured"
     assert node.segmenter is None

@@ -19,10 +19,11 @@ import torch
 from unimrseg_core.modalities import metadata_mismatch, model_metadata
 from unimrseg_core.model.config import ModelConfig
 from unimrseg_core.model.network import UniMRSegNet, check_input_size
+from unimrseg_core.runtime.options import SHIPPED_WEIGHTS_DIR
 
 FORMAT = "unimrseg-checkpoint"
 VERSION = 1
-SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "unimrseg.pt"
+SHIPPED = SHIPPED_WEIGHTS_DIR / "unimrseg.pt"
 
 
 class CheckpointError(ValueError):

@@ -34,15 +34,11 @@ class OnnxRuntimeBackend:
     def __init__(self, onnx_path: str | Path, *, threads: int | None = None, device: str = "cpu") -> None:
         """``threads``: intra-op threads (default: the cores this process may use); ``device``
         ``cuda`` uses ONNX Runtime's CUDA provider when onnxruntime-gpu is installed."""
-        import onnx
         import onnxruntime as ort
 
-        from unimrseg_core.runtime.contract import validate_onnx
+        from unimrseg_core.runtime.contract import read_onnx
 
-        path = Path(onnx_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such ONNX model")
-        self.metadata = validate_onnx(onnx.load(str(path), load_external_data=False))
+        data, self.metadata = read_onnx(onnx_path)  # the session runs the bytes that were validated
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         options.inter_op_num_threads = 1
@@ -53,7 +49,7 @@ class OnnxRuntimeBackend:
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise RuntimeError("device cuda needs onnxruntime-gpu (no CUDAExecutionProvider)")
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.session = ort.InferenceSession(data, options, providers=providers)
         self.providers = self.session.get_providers()
 
     def infer(self, feeds: Feeds) -> tuple[np.ndarray, np.ndarray]:

@@ -106,14 +106,12 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _checkpoint_for(onnx_path: Path | None, checkpoint: Path | None) -> Path | None:
     """The compiled engine needs weights: the given checkpoint, or the shipped one if the ONNX is its."""
-    import onnx
-
     from unimrseg_core.model.checkpoint import SHIPPED, sha256_file
-    from unimrseg_core.runtime.contract import validate_onnx
+    from unimrseg_core.runtime.contract import read_onnx
 
     if checkpoint is not None or onnx_path is None:
         return checkpoint
-    source = validate_onnx(onnx.load(str(onnx_path), load_external_data=False))["checkpoint_sha256"]
+    source = read_onnx(onnx_path)[1]["checkpoint_sha256"]
     if source == sha256_file(SHIPPED):
         return SHIPPED
     raise ValueError(f"{onnx_path} was not exported from the shipped checkpoint: pass its --checkpoint")

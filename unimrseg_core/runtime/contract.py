@@ -3,12 +3,19 @@
 Every exported model and every engine is checked against this before use, so a
 renamed input, a wrong channel count or a missing metadata entry is a clear
 error, never garbage output.
+
+An ONNX file is also untrusted input: before its contract is read it must pass
+``onnx.checker``, keep every weight inside the file (external data names other files
+on disk, and a crafted location can point anywhere) and use only the standard
+operator set (a custom-op domain would need native code this package does not ship).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import onnx
@@ -16,6 +23,7 @@ import onnx
 from unimrseg_core.modalities import MODALITIES, MODALITY_CHANNELS, NUM_CLASSES, metadata_mismatch
 
 METADATA_KEY: Final = "unimrseg"  # metadata_props entry holding the model metadata JSON
+STANDARD_DOMAINS: Final = frozenset({"", "ai.onnx"})
 
 
 class ContractError(ValueError):
@@ -84,8 +92,43 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, Any]:
         raise ContractError(f"metadata {METADATA_KEY!r} is not JSON: {exc}") from exc
 
 
+def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """``graph`` and every subgraph (If / Loop / Scan bodies), depth first."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
+                yield from _graphs(sub)
+
+
+def check_untrusted(model: onnx.ModelProto) -> None:
+    """The checks any ONNX from outside must pass before anything reads it further."""
+    external = [
+        t.name
+        for g in _graphs(model.graph)
+        for t in (*g.initializer, *(s.values for s in g.sparse_initializer))
+        if t.data_location == onnx.TensorProto.EXTERNAL
+    ]
+    if external:
+        raise ContractError(
+            f"weights stored outside the file ({', '.join(external[:3])}...); "
+            "this package loads self-contained ONNX files only"
+        )
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise ContractError(f"not a valid ONNX model: {str(exc).splitlines()[0]}") from None
+    nodes = [*model.graph.node, *(n for f in model.functions for n in f.node)]
+    local = {f.domain for f in model.functions}
+    custom = sorted({n.domain for n in nodes} - STANDARD_DOMAINS - local)
+    if custom:
+        raise ContractError(f"uses operators of non-standard domains {custom}; custom operators are refused")
+
+
 def validate_onnx(model: onnx.ModelProto) -> dict[str, Any]:
-    """Check the metadata, then every input and output against the contract; return the metadata."""
+    """Check the file (checker, self-contained, standard operators), the metadata, then every input
+    and output against the contract; return the metadata."""
+    check_untrusted(model)
     meta = read_metadata(model)
     for key in ("classes", "normalization", "input_size", "checkpoint_sha256"):
         if key not in meta:
@@ -99,3 +142,23 @@ def validate_onnx(model: onnx.ModelProto) -> dict[str, Any]:
     check_tensors("inputs", [_onnx_tensor(v) for v in model.graph.input], INPUTS, size)
     check_tensors("outputs", [_onnx_tensor(v) for v in model.graph.output], OUTPUTS, size)
     return meta
+
+
+def read_onnx(path: str | Path) -> tuple[bytes, dict[str, Any]]:
+    """Read an ONNX file once and validate it; (its bytes, its metadata).
+
+    Callers run what they validated (``InferenceSession(bytes)``, TensorRT's parser), so
+    the file cannot change between the check and the use.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such ONNX model")
+    data = path.read_bytes()
+    try:
+        model = onnx.load_from_string(data)
+    except Exception as exc:  # protobuf's DecodeError and friends: not an ONNX file at all
+        raise ContractError(f"{path}: not an ONNX model ({type(exc).__name__}: {exc})") from None
+    try:
+        return data, validate_onnx(model)
+    except ContractError as exc:
+        raise ContractError(f"{path}: {exc}") from None

@@ -7,6 +7,12 @@ upgrade, another GPU or a new model misses the cache and triggers a rebuild inst
 loading a stale engine. Every engine has a sidecar JSON with its key and its own
 sha256; a file whose sidecar key differs (foreign) or whose bytes changed
 (tampered, torn) is never returned, and ``lookup`` says why.
+
+The sidecar catches damage, not malice: whoever can write the cache can write a
+matching sidecar. So the cache directory must be private to this user (created 0700;
+``trust.check_private_dir``), and an engine file another user owns or may write is
+refused (``trust.check_private_file``): the cache raises ``UntrustedPathError`` rather
+than load or build there.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from unimrseg_core.model.checkpoint import sha256_file
+from unimrseg_core.trust import check_private_dir, check_private_file, make_private_dir
 
 
 @dataclass(frozen=True)
@@ -58,10 +65,13 @@ class EngineCache:
         return engine.with_name(engine.name + ".json")
 
     def lookup(self, key: EngineKey) -> Lookup:
+        """The verified engine for ``key``, or why there is none; UntrustedPathError for an unsafe cache."""
+        check_private_dir(self.root)
         path = self.path_for(key)
         side = self.sidecar(path)
         if not path.is_file():
             return Lookup(None, f"no cached engine for this key ({path.name})")
+        check_private_file(path)
         try:
             record = json.loads(side.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -78,12 +88,13 @@ class EngineCache:
     def resolve(self, key: EngineKey, *, force_update: bool = False) -> Lookup:
         """``lookup``, unless ``force_update`` (the node's ``force_engine_update``) asks for a rebuild."""
         if force_update:
+            check_private_dir(self.root)
             return Lookup(None, "force_engine_update is set; rebuilding")
         return self.lookup(key)
 
     def store(self, key: EngineKey, engine: bytes) -> Path:
         """Write the engine, then its sidecar, each atomically; returns the engine path."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.root)
         path = self.path_for(key)
         record = {"key": key.as_json(), "sha256": hashlib.sha256(engine).hexdigest()}
         atomic_write(path, engine)

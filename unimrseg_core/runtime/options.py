@@ -18,6 +18,10 @@ ENGINE_PRECISIONS: Final[dict[str, tuple[str, ...]]] = {
 """Precisions each engine backend builds (the others run fp32)."""
 
 
+SHIPPED_WEIGHTS_DIR: Final = Path(__file__).resolve().parent.parent / "weights"
+"""The shipped model's folder (checkpoint, metadata, ONNX); the node's default ``model_dir``."""
+
+
 def default_cache_dir() -> Path:
     """Where engines are cached: ``$UNIMRSEG_CACHE`` or ``$XDG_CACHE_HOME/unimrseg`` (``~/.cache``)."""
     if os.environ.get("UNIMRSEG_CACHE"):

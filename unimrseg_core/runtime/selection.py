@@ -62,13 +62,9 @@ def _files(options: BackendOptions) -> tuple[Path | None, Path | None]:
 
 
 def _onnx_meta(path: Path) -> dict:
-    import onnx
+    from unimrseg_core.runtime.contract import read_onnx
 
-    from unimrseg_core.runtime.contract import validate_onnx
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such ONNX model")
-    return validate_onnx(onnx.load(str(path), load_external_data=False))
+    return read_onnx(path)[1]
 
 
 def _onnx_size(path: Path) -> tuple[int, int]:

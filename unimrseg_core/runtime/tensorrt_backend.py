@@ -27,7 +27,7 @@ import numpy as np
 
 from unimrseg_core.model.network import INPUT_NAMES
 from unimrseg_core.runtime.backends import Feeds
-from unimrseg_core.runtime.contract import OUTPUTS, validate_onnx
+from unimrseg_core.runtime.contract import OUTPUTS, read_onnx
 from unimrseg_core.runtime.device import device_identity
 from unimrseg_core.runtime.engine_cache import EngineCache, Lookup, atomic_write
 from unimrseg_core.runtime.tensorrt_plan import (
@@ -164,15 +164,13 @@ class TensorRTBackend:
         dla_core: int | None = None,
         device: str = "cuda:0",
     ) -> None:
-        import onnx
         import tensorrt as trt
         import torch
 
         if not torch.cuda.is_available():
             raise RuntimeError("the tensorrt backend needs a CUDA GPU, and torch sees none")
         check_engine_options(precision, batch, dla_core)
-        onnx_bytes = Path(onnx_path).read_bytes()
-        self.metadata: dict[str, Any] = validate_onnx(onnx.load_from_string(onnx_bytes))
+        onnx_bytes, self.metadata = read_onnx(onnx_path)  # TensorRT parses the bytes that were validated
         self.input_size = (int(self.metadata["input_size"][0]), int(self.metadata["input_size"][1]))
         self.batch = batch
         self.device = torch.device(device)
