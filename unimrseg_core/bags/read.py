@@ -106,12 +106,21 @@ def _explain(exc: BaseException) -> str:
 
 
 def check_bag_path(path: Path) -> None:
-    """Refuse what no rosbags reader can open, with the reason: missing, ROS 1, unfinished."""
-    if not path.exists():
+    """Refuse what no rosbags reader can open, with the reason: missing, ROS 1, unfinished.
+
+    A path the system cannot even look at (a name too long, a folder without permission)
+    is a BagError too, not the OSError of the look-up.
+    """
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+        has_metadata = is_dir and (path / "metadata.yaml").is_file()
+    except OSError as exc:
+        raise BagError(path, f"cannot access: {exc.strerror or exc}") from None
+    if not exists:
         raise BagError(path, "no such file or directory")
     if path.suffix == ".bag":
         raise BagError(path, "a ROS 1 bag; convert it with `rosbags-convert` first")
-    if path.is_dir() and not (path / "metadata.yaml").is_file():
+    if is_dir and not has_metadata:
         raise BagError(
             path,
             "no metadata.yaml: not a rosbag2 bag directory, or a recording that did not finish "
@@ -163,7 +172,10 @@ class BagReader:
         if self._reader is not None:
             raise BagError(self.path, "already open")
         check_bag_path(self.path)
-        reader = AnyReader([self.path], default_typestore=messages.typestore())
+        try:  # AnyReader refuses a file it has no storage plugin for (a .txt) already here
+            reader = AnyReader([self.path], default_typestore=messages.typestore())
+        except Exception as exc:  # rosbags raises many types for a broken file; all mean "cannot read"
+            raise BagError(self.path, f"cannot open: {_explain(exc)}") from exc
         open_reader(self.path, reader)
         self._reader = reader
         try:
