@@ -151,7 +151,11 @@ def read_image(path: str | Path, header: ImageHeader | None = None) -> np.ndarra
     path = Path(path)
     if not path.is_file():
         raise DatasetError(path, "file not found")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:  # a header past OpenCV's size limits raises rather than returning None
+        reason = " ".join(str(e.err or e).split())
+        raise DatasetError(path, f"unreadable or corrupt image (OpenCV: {reason})") from e
     if image is None or image.size == 0:
         raise DatasetError(path, "unreadable or corrupt image (OpenCV could not decode it)")
     if header is not None and tuple(image.shape[:2]) != header.size:
@@ -179,7 +183,8 @@ def read_index_image(path: str | Path, header: ImageHeader | None = None) -> np.
         try:
             with Image.open(path) as im:
                 image = np.array(im)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            # DecompressionBombError: a header of more than 2 x Image.MAX_IMAGE_PIXELS pixels
             raise DatasetError(path, f"unreadable or corrupt image: {e}") from e
     else:
         image = read_image(path, header)
