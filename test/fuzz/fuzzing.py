@@ -60,6 +60,8 @@ settings.register_profile(
 )
 PROFILE_NAME: Final = os.environ.get(PROFILE_ENV, "ci")
 PROFILE: Final = settings.get_profile(PROFILE_NAME)
+TIMEOUT_S: Final = 300 if PROFILE_NAME == "ci" else 3600
+"""Per property: far beyond its run time, so only a hang reaches it."""
 
 TALLY: dict[str, Counter[str]] = defaultdict(Counter)
 """Property (test name) -> outcome -> how many calls ended so (a stream property makes several)."""

@@ -27,7 +27,7 @@ from unimrseg_core.bags.raw import RawBag
 from unimrseg_core.bags.topics import IMAGE_TYPE, SENSORS, STRING_TYPE
 from unimrseg_core.faults import FaultSchedule
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(fuzzing.TIMEOUT_S)
 
 STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 CUSTOM_TYPE = "fuzz_msgs/msg/Reading"

@@ -30,7 +30,7 @@ from unimrseg_core.image_msg import (
 )
 from unimrseg_core.modalities import MODALITIES
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(fuzzing.TIMEOUT_S)
 
 PAIRS = [(m, e) for m in MODALITIES for e in MODALITY_ENCODINGS[m]]
 NEAR_MISSES = ["RGB8", "rgb8 ", " mono8", "16uc1", "32FC3", "bayer_rggb8", "yuv422", "8UC3", "", "rgb8\x00"]

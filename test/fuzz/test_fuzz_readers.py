@@ -26,7 +26,7 @@ from unimrseg_core.data.readers import DatasetError, open_dataset, read_header, 
 from unimrseg_core.data.readers.images import read_index_image, to_grey, to_rgb
 from unimrseg_core.data.sample import FORMATS, Sample
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(fuzzing.TIMEOUT_S)
 
 H, W = 6, 8
 NAMES = ("1", "2")
