@@ -24,6 +24,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from unimrseg_core.bags import BagError, BagReader
 from unimrseg_core.bags import messages as bag_messages
 from unimrseg_core.bags.raw import RawBag
+from unimrseg_core.bags.read import READ_TOPICS, parse_remap
 from unimrseg_core.bags.topics import IMAGE_TYPE, SENSORS, STRING_TYPE
 from unimrseg_core.faults import FaultSchedule
 
@@ -241,3 +242,40 @@ def test_any_path_is_read_or_refused_with_a_bag_error(scratch: Path, kind: str, 
         _check(path)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- remaps
+
+_TOPIC = st.one_of(
+    st.sampled_from(
+        [*READ_TOPICS, "/rgb/image", "/robot/reading", "robot/reading", "/faults/timeline", "nope"]
+    ),
+    st.text(max_size=12),
+)
+REMAPS = st.lists(
+    st.one_of(st.tuples(_TOPIC, _TOPIC).map(":=".join), st.text(max_size=16)),
+    max_size=4,
+)
+
+
+@fuzzing.budget(0.5, deadline=None)
+@given(storage=st.sampled_from(sorted(STORAGES)), items=REMAPS)
+@example(storage="sqlite3", items=["/robot/reading:=rgb/image"])  # a topic of another type read as images
+@fuzzing.counted
+def test_any_remap_reads_or_is_refused_with_a_clear_error(bags: dict[str, Path], storage: str, items) -> None:
+    """``--remap OLD:=NEW`` items from a command line: a ValueError naming the item, else read or BagError."""
+    remap, error = fuzzing.attempt(lambda: parse_remap(items), (ValueError,), lambda e: "bad remap item")
+    if error is not None:
+        assert any(
+            repr(item) in str(error) or repr(item.partition(":=")[0].strip()) in str(error) for item in items
+        )
+        return
+    path = bags[storage]
+
+    def read() -> int:
+        with BagReader(path, remap=remap) as bag:
+            return sum(1 for _ in bag.messages())
+
+    _, error = fuzzing.attempt(read, (BagError,), _why, lambda n: f"read {n} messages")
+    if error is not None:
+        assert str(error).startswith(f"bag {path}: ")
