@@ -113,6 +113,15 @@ def _png_header_only(width: int, height: int, color_type: int, bit_depth: int) -
 _COLOR_TYPES = {(1, False): 0, (1, True): 3, (2, False): 4, (3, False): 2, (4, False): 6}
 
 
+def _color_type(path: Path, default: int) -> int:
+    """The PNG colour type that keeps ``path``'s channels (``default`` for an unreadable file)."""
+    try:
+        known = read_header(path)
+    except DatasetError:  # already damaged by an earlier step
+        return default
+    return _COLOR_TYPES.get((known.channels, known.palette), default)
+
+
 def _pil_png(image: Image.Image) -> bytes:
     """PNG modes OpenCV does not write: palette, grey + alpha."""
     buffer = io.BytesIO()
@@ -189,10 +198,9 @@ def _damage(root: Path, damage: tuple) -> None:
     elif kind == "delete":
         path.unlink()
     elif kind == "header":  # every file of the scene claims the size, so the header checks pass
-        for other in files:
+        for other in files:  # the one picked gets the drawn colour type, its partners keep theirs
             if other.stem == path.stem and other.exists():
-                known = read_header(other)
-                color = _COLOR_TYPES[(known.channels, known.palette)] if other != path else damage[4]
+                color = damage[4] if other == path else _color_type(other, damage[4])
                 other.write_bytes(_png_header_only(damage[2], damage[3], color, damage[5]))
     else:
         target = path.parent / f"{damage[2]}{damage[3]}"
@@ -239,6 +247,7 @@ def _check_sample(sample: Sample) -> None:
 )  # found: DecompressionBombError
 @example(kind="nyudv2", damages=[("header", 0, 40_000, 40_000, 0, 8)], on_error="raise")  # found: cv2.error
 @example(kind="mfnet", damages=[("replace", 1, "palette")], on_error="skip")
+@example(kind="mfnet", damages=[("header", 0, 1, 1, 1, 1), ("header", 0, 1, 1, 0, 1)], on_error="raise")
 @fuzzing.counted
 def test_a_damaged_dataset_reads_or_names_the_bad_file(kind: str, damages: list, on_error: str) -> None:
     root = Path(tempfile.mkdtemp()) / kind
