@@ -87,8 +87,10 @@ def shutdown(rig: Any, runs: int) -> dict[str, Any]:
             last = results[-1]
             print(f"  {sig.name} run {i + 1}: exit {last['exit_s']:.2f} s, code {last['exit_code']}")
         times = [r["exit_s"] for r in results]
+        teardown = [r["teardown_s"] for r in results if r["teardown_s"] is not None]
         out[sig.name] = {
             "exit_s": stats(times),
+            "node_teardown_s": stats(teardown) if teardown else None,
             "exit_codes": sorted({r["exit_code"] for r in results}, key=str),
             "hung": sum(r["hung"] for r in results),
             "tracebacks": sum(r["traceback"] for r in results),

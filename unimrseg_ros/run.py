@@ -10,6 +10,7 @@
 - then, while the context is still valid, the node's own ``stopping`` hook runs (the
   segmentation node's lifecycle shutdown), and the node, the executor and the context
   are destroyed, in that order, even when the hook raises;
+- ``NAME: SIGINT: stopped in 0.05 s`` is logged (the teardown's own share of the exit);
 - exit code 0 after a signal, 2 when the node cannot be made from its parameters (the
   error named on one line, no traceback).
 
@@ -31,6 +32,7 @@ from typing import TypeVar
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
@@ -90,9 +92,16 @@ def run_node(
     ``started(node)`` runs before spinning (e.g. autostart), ``stopping(node)`` after it.
     """
     stop = threading.Event()
+    received: list[tuple[int, float]] = []  # (signal, time.monotonic()) of the first one
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if not received:
+            received.append((signum, time.monotonic()))
+        stop.set()
+
     argv = list(args) if args is not None else sys.argv
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     executor = SingleThreadedExecutor()
     node: N | None = None
     try:
@@ -119,6 +128,11 @@ def run_node(
                 finally:
                     executor.remove_node(node)
                     node.destroy_node()
+            if received:  # what the node's own teardown took (the rest of an exit is the interpreter's)
+                signum, at = received[0]
+                get_logger(name).info(
+                    f"{signal.Signals(signum).name}: stopped in {time.monotonic() - at:.3f} s"
+                )
         finally:
             executor.shutdown()
             rclpy.try_shutdown()

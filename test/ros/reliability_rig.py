@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import gc
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -478,9 +479,11 @@ def exit_after_signal(proc: Process, sig: signal.Signals, hang_s: float = HANG_S
         proc.proc.wait(10)
     seconds = time.monotonic() - began
     text = proc.text()
+    stopped = re.search(rf"{sig.name}: stopped in ([0-9.]+) s", text)  # run_node's own teardown
     return {
         "signal": sig.name,
         "exit_s": round(seconds, 3),
+        "teardown_s": float(stopped.group(1)) if stopped else None,
         "exit_code": code,
         "hung": code is None,
         "traceback": "Traceback" in text,
