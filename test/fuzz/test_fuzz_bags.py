@@ -80,9 +80,10 @@ def _storage_file(bag: Path) -> Path:
 
 def _why(exc: BagError) -> str:
     """The kind of refusal (``cannot open: corrupt storage file``), without the varying details."""
-    text = re.sub(r"\(.*", "", exc.reason)  # drop the library's own words
-    text = ":".join(text.split(":")[:2]).strip()
-    return re.sub(r"'[^']*'|\d+", "N", text)[:70]
+    text = re.sub(r"(['\"]).*?(?<!\\)\1", "N", exc.reason)  # quoted names first: they may hold ':'
+    text = re.sub(r"\(.*", "", text)  # drop the library's own words
+    text = ":".join(text.split(";")[0].split(":")[:2]).strip()
+    return re.sub(r"\d+", "N", text)[:70]
 
 
 def _read(path: Path) -> int:
