@@ -25,10 +25,12 @@ __all__ = [
     "CLASS_NAMES",
     "COMBINATIONS",
     "IGNORE_INDEX",
+    "INPUT_NAMES",
     "MODALITIES",
     "MODALITY_CHANNELS",
     "NORMALIZATION",
     "NUM_CLASSES",
+    "OUTPUT_NAMES",
     "ClassInfo",
     "Combination",
     "ModalityNorm",
@@ -47,6 +49,10 @@ MODALITIES: Final[tuple[str, ...]] = ("rgb", "depth", "thermal")
 """Modality order: the order of the mask entries and of the model's image inputs."""
 
 MODALITY_CHANNELS: Final[Mapping[str, int]] = {"rgb": 3, "depth": 1, "thermal": 1}
+
+INPUT_NAMES: Final[tuple[str, ...]] = (*MODALITIES, "modality_mask")
+"""The model's inputs, in order (the network, ONNX and every engine): the images, then the mask."""
+OUTPUT_NAMES: Final[tuple[str, ...]] = ("seg_logits", "saliency")
 
 _SEPARATOR: Final = "+"
 

@@ -12,14 +12,16 @@ import hashlib
 import json
 import pickle
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from unimrseg_core.modalities import metadata_mismatch, model_metadata
 from unimrseg_core.model.config import ModelConfig
-from unimrseg_core.model.network import UniMRSegNet, check_input_size
 from unimrseg_core.runtime.options import SHIPPED_WEIGHTS_DIR
+
+if TYPE_CHECKING:
+    import torch
+
+    from unimrseg_core.model.network import UniMRSegNet
 
 FORMAT = "unimrseg-checkpoint"
 VERSION = 1
@@ -46,6 +48,10 @@ def save_model(
     net: UniMRSegNet, path: str | Path, *, input_size: tuple[int, int], extra: dict[str, Any] | None = None
 ) -> Path:
     """Write ``path`` (.pt) and its ``.json`` metadata; returns the .pt path."""
+    import torch
+
+    from unimrseg_core.model.network import check_input_size
+
     check_input_size(*input_size)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +91,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def load_model(path: str | Path = SHIPPED, *, device: str | torch.device = "cpu") -> tuple[UniMRSegNet, dict]:
     """Network in eval mode and its metadata; refuses altered files or a different class table."""
+    import torch
+
+    from unimrseg_core.model.network import UniMRSegNet
+
     path = Path(path)
     meta = read_metadata(path)
     if meta.get("sha256") != sha256_file(path):

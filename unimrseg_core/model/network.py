@@ -13,15 +13,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unimrseg_core.modalities import MODALITIES, MODALITY_CHANNELS
+from unimrseg_core.modalities import INPUT_NAMES, MODALITIES, MODALITY_CHANNELS, OUTPUT_NAMES
 from unimrseg_core.model.adapter import ReverseAttentionAdapter
 from unimrseg_core.model.config import STRIDE, ModelConfig
 from unimrseg_core.model.decoder import Decoder
 from unimrseg_core.model.encoder import ModalityEncoder
 from unimrseg_core.model.fusion import StageFusion
 
-INPUT_NAMES = (*MODALITIES, "modality_mask")
-OUTPUT_NAMES = ("seg_logits", "saliency")
+__all__ = ["INPUT_NAMES", "OUTPUT_NAMES", "UniMRSegNet", "check_input_size"]
 
 
 class UniMRSegNet(nn.Module):

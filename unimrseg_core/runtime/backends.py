@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from unimrseg_core.model.network import INPUT_NAMES, OUTPUT_NAMES
+from unimrseg_core.modalities import INPUT_NAMES, OUTPUT_NAMES
 
 Feeds = dict[str, np.ndarray]
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from unimrseg_core.model.network import INPUT_NAMES
+from unimrseg_core.modalities import INPUT_NAMES
 from unimrseg_core.runtime.backends import Feeds
 from unimrseg_core.runtime.contract import OUTPUTS, read_onnx
 from unimrseg_core.runtime.device import device_identity
