@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -245,3 +246,24 @@ def test_cli_infer_writes_masks_that_match_the_segmenter(tmp_path, capsys):
     assert main([*argv, "--depth", str(files["rgb"])]) == 2
     assert "cannot be read as depth" in capsys.readouterr().err
     assert main(argv) == 2
+
+
+def test_a_cpu_machine_runs_the_default_backend_without_importing_torch():
+    """torch costs a CPU-only node seconds of start-up and ~200 MB: it is imported only where a GPU may be."""
+    import subprocess
+    import sys
+
+    from unimrseg_core.runtime import selection
+
+    code = (
+        "import sys\n"
+        "from unimrseg_core.runtime.selection import BackendOptions, select_backend\n"
+        "from unimrseg_core.runtime.segmenter import Segmenter\n"
+        "import numpy as np\n"
+        "chosen = select_backend('auto', BackendOptions(threads=1))\n"
+        "Segmenter(chosen.backend).segment(rgb=np.zeros((60, 80, 3), np.uint8))\n"
+        "print(chosen.backend.name, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    gpu_possible = any(Path(f).exists() for f in selection.NVIDIA_DEVICE_FILES)
+    assert out.split()[1] == str(gpu_possible), out

@@ -39,7 +39,19 @@ class Selection:
     notes: list[str]  # one line per backend tried or skipped, and the choice
 
 
+NVIDIA_DEVICE_FILES: Final = (
+    "/dev/nvidiactl",  # the desktop / server driver (also passed into containers)
+    "/dev/nvhost-ctrl-gpu",  # Jetson (L4T)
+    "/dev/nvgpu",  # Jetson, JetPack 6
+    "/dev/dxg",  # WSL2
+)
+
+
 def _cuda() -> bool:
+    """Whether torch sees a CUDA GPU; without any NVIDIA device file, False without importing torch
+    (torch costs a CPU-only node seconds of start-up and ~200 MB for nothing)."""
+    if not any(Path(f).exists() for f in NVIDIA_DEVICE_FILES):
+        return False
     import torch
 
     return torch.cuda.is_available()
