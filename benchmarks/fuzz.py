@@ -80,11 +80,7 @@ def summarize(tally: dict[str, Any]) -> dict[str, Any]:
             "passed": result["outcome"] == "passed",
             "examples": result["examples"],
             "calls": sum(outcomes.values()),
-            "accepted": sum(
-                n for k, n in outcomes.items() if not k.split(":")[0].endswith(("Error", "uncaught"))
-            ),
-            "refused": sum(n for k, n in outcomes.items() if k.split(":")[0].endswith("Error")),
-            "uncaught": sum(n for k, n in outcomes.items() if k.startswith("uncaught")),
+            **{end: sum(n for k, n in outcomes.items() if _end(k) == end) for end in ENDS},
             "outcomes": outcomes,
             "seconds": round(result["seconds"], 2),
         }
