@@ -37,7 +37,7 @@ COPIED = (
 REQUIRED = ("package.xml", "setup.py", "setup.cfg", "resource", *PYTHON_PACKAGES)
 # Files users reach through the package share (`ros2 launch unimrseg_ros unimrseg.launch.py`,
 # the launch file's default params_file).
-SHARED_FILES = ("launch/unimrseg.launch.py", "config/unimrseg.yaml")
+SHARED_FILES = ("launch/unimrseg.launch.py", "config/unimrseg.yaml", "config/sros2_policy.xml")
 CONSOLE_SCRIPTS = ("unimrseg", "unimrseg_node", "unimrseg_fault_injector")
 SITE_PACKAGES = Path("lib") / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
@@ -139,7 +139,7 @@ def test_package_xml_and_ament_index_marker_installed(build: Build) -> None:
 
 
 @pytest.mark.timeout(360)
-@pytest.mark.parametrize(("subdir", "pattern"), [("config", "*.yaml"), ("launch", "*.launch.py")])
+@pytest.mark.parametrize(("subdir", "pattern"), [("config", "*.*ml"), ("launch", "*.launch.py")])
 def test_config_and_launch_files_installed(build: Build, subdir: str, pattern: str) -> None:
     expected = sorted(Path(p).name for p in glob(str(build.src / subdir / pattern)))
     shipped = [Path(rel).name for rel in SHARED_FILES if rel.startswith(f"{subdir}/")]
