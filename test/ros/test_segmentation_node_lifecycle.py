@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -25,29 +24,15 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from reliability_rig import camera_frames  # noqa: E402  (test/ros is on sys.path)
 from sensor_msgs.msg import Image  # noqa: E402
 
-from unimrseg_core.image_msg import fill_msg  # noqa: E402
 from unimrseg_core.modalities import MODALITIES  # noqa: E402
 from unimrseg_ros import topics  # noqa: E402
 from unimrseg_ros.segmentation_node import SegmentationNode  # noqa: E402
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-ENCODINGS = {"rgb": "rgb8", "depth": "16UC1", "thermal": "mono16"}
 INPUT_TOPICS = {f"/{t}" for t in topics.INPUTS.values()}
-
-
-def textures(rng: np.random.Generator, n: int = 4, size: tuple[int, int] = (120, 160)) -> list[dict]:
-    """Healthy-looking frames (fresh noise each, like real sensors) as Image messages."""
-    frames = []
-    for _ in range(n):
-        arrays = {
-            "rgb": rng.integers(30, 220, (*size, 3), dtype=np.uint8),
-            "depth": rng.uniform(0.5, 15.0, size).astype(np.float32),
-            "thermal": (290.0 + 8.0 * rng.standard_normal(size)).astype(np.float32),
-        }
-        frames.append({m: fill_msg(Image(), a, ENCODINGS[m], modality=m) for m, a in arrays.items()})
-    return frames
 
 
 @dataclass
@@ -86,7 +71,7 @@ def harness(rclpy_context: Any) -> Iterator[Harness]:
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     peer.create_subscription(DiagnosticArray, topics.STATUS, h.statuses.append, qos)
     pubs = {m: peer.create_publisher(Image, topics.INPUTS[m], qos) for m in MODALITIES}
-    frames = textures(np.random.default_rng(0))
+    frames = camera_frames(seed=0)
 
     def publish() -> None:
         i = 0
