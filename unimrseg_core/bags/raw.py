@@ -31,7 +31,7 @@ from typing import Any, Final
 from rosbags.interfaces import Qos, QosDurability, QosReliability
 from rosbags.rosbag2 import Reader
 
-from unimrseg_core.bags.read import BagError, _explain, check_bag_path, open_reader
+from unimrseg_core.bags.read import BagError, _explain, check_bag_path, open_reader, ordered_messages
 
 __all__ = ["RawBag", "RawMessage", "RawTopic", "RecordedQos", "summarize_qos"]
 
@@ -201,21 +201,5 @@ class RawBag:
         if not connections:
             return
         stream = reader.messages(connections=connections, start=start_ns, stop=stop_ns)
-        count, last_ns = 0, -1
-        while True:
-            try:
-                item = next(stream, None)
-            except Exception as exc:
-                raise BagError(self.path, f"reading failed after {count} messages: {_explain(exc)}") from exc
-            if item is None:
-                return
-            connection, record_ns, data = item
-            if record_ns < last_ns:
-                raise BagError(
-                    self.path,
-                    f"messages are not in time order ({connection.topic!r} at {record_ns} ns after "
-                    f"{last_ns} ns); an unindexed or damaged file",
-                )
-            count += 1
-            last_ns = record_ns
+        for connection, record_ns, data in ordered_messages(self.path, stream):
             yield RawMessage(connection.topic, connection.msgtype, int(record_ns), bytes(data))

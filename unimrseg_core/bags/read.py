@@ -105,6 +105,32 @@ def _explain(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+Record = tuple[Any, int, bytes]  # rosbags: (connection, record_ns, data)
+
+
+def ordered_messages(path: Path, stream: Iterator[Record]) -> Iterator[Record]:
+    """rosbags' ``(connection, record_ns, data)`` stream, with a read failure or a record out of time
+    order (an unindexed or damaged file) raised as a BagError naming the bag."""
+    count, last_ns = 0, -1
+    while True:
+        try:
+            item = next(stream, None)
+        except Exception as exc:
+            raise BagError(path, f"reading failed after {count} messages: {_explain(exc)}") from exc
+        if item is None:
+            return
+        connection, record_ns, _ = item
+        if record_ns < last_ns:
+            raise BagError(
+                path,
+                f"messages are not in time order ({connection.topic!r} at {record_ns} ns after "
+                f"{last_ns} ns); an unindexed or damaged file",
+            )
+        count += 1
+        last_ns = record_ns
+        yield item
+
+
 def check_bag_path(path: Path) -> None:
     """Refuse what no rosbags reader can open, with the reason: missing, ROS 1, unfinished.
 
@@ -314,21 +340,7 @@ class BagReader:
             return
         by_topic = {c.topic: t for t, c in wanted.items()}
         stream = reader.messages(connections=list(wanted.values()))
-        count, last_ns = 0, -1
-        while True:
-            try:
-                item = next(stream, None)
-            except Exception as exc:
-                raise BagError(self.path, f"reading failed after {count} messages: {_explain(exc)}") from exc
-            if item is None:
-                return
-            connection, record_ns, raw = item
-            if record_ns < last_ns:
-                raise BagError(
-                    self.path,
-                    f"messages are not in time order ({connection.topic!r} at {record_ns} ns after "
-                    f"{last_ns} ns); an unindexed or damaged file",
-                )
+        for count, (connection, record_ns, raw) in enumerate(ordered_messages(self.path, stream)):
             try:
                 msg = reader.deserialize(raw, connection.msgtype)
             except Exception as exc:
@@ -337,8 +349,6 @@ class BagReader:
                     f"message {count} ({connection.topic!r} at {record_ns} ns) cannot be deserialized as "
                     f"{connection.msgtype}: {_explain(exc)}",
                 ) from exc
-            count += 1
-            last_ns = record_ns
             yield BagMessage(
                 by_topic[connection.topic], connection.topic, connection.msgtype, int(record_ns), msg
             )
