@@ -28,6 +28,7 @@ __all__ = [
     "INPUT_NAMES",
     "MODALITIES",
     "MODALITY_CHANNELS",
+    "NEAREST_RESIZE",
     "NORMALIZATION",
     "NUM_CLASSES",
     "OUTPUT_NAMES",
@@ -49,6 +50,10 @@ MODALITIES: Final[tuple[str, ...]] = ("rgb", "depth", "thermal")
 """Modality order: the order of the mask entries and of the model's image inputs."""
 
 MODALITY_CHANNELS: Final[Mapping[str, int]] = {"rgb": 3, "depth": 1, "thermal": 1}
+
+NEAREST_RESIZE: Final[frozenset[str]] = frozenset({"depth"})
+"""Modalities resized with nearest neighbour: interpolating depth would blend invalid zeros
+(no return) with real ranges into false near returns. The others are resized bilinearly."""
 
 INPUT_NAMES: Final[tuple[str, ...]] = (*MODALITIES, "modality_mask")
 """The model's inputs, in order (the network, ONNX and every engine): the images, then the mask."""

@@ -38,7 +38,7 @@ def image_message(topic: str, segmentation: Segmentation, header: object) -> Ima
     if topic == topics.COLORED_MASK:
         return fill_msg(Image(), colorize(segmentation.class_ids), "rgb8", header=header)
     if topic == topics.SALIENCY_MASK:
-        return fill_msg(Image(), saliency_mono8(segmentation.saliency), "mono8", header=header)
+        return fill_msg(Image(), segmentation.saliency_mono8, "mono8", header=header)
     if topic == topics.SALIENCY_PROBABILITY:
         return fill_msg(Image(), segmentation.saliency, "32FC1", header=header)
     raise ValueError(f"{topic!r} is not an image output")

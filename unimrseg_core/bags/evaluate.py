@@ -202,7 +202,7 @@ def evaluate_bag(
                         anchor=frame.anchor,
                         used=segmentation.used.name,
                         class_ids=segmentation.class_ids,
-                        saliency=saliency_mono8(segmentation.saliency),
+                        saliency=segmentation.saliency_mono8,
                         latency_s=latency_s,
                         waited_ns=frame.waited_ns,
                         skipped=dict(frame.skipped),

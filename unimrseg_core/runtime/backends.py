@@ -57,30 +57,51 @@ class OnnxRuntimeBackend:
         return seg, sal
 
 
+TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
+
+
 class TorchBackend:
     name = "torch"
 
     def __init__(
-        self, checkpoint: str | Path, *, device: str = "cpu", input_size: tuple[int, int] | None = None
+        self,
+        checkpoint: str | Path,
+        *,
+        device: str = "cpu",
+        input_size: tuple[int, int] | None = None,
+        precision: str = "fp32",
     ) -> None:
-        """``input_size``: run at this H x W instead of the trained size (any multiple of the stride)."""
+        """``input_size``: run at this H x W instead of the trained size (any multiple of the stride);
+        ``precision``: fp16 / bf16 run the network in that dtype on CUDA behind float32 inputs and
+        outputs (the model contract never changes); a CPU runs fp32."""
         import torch
 
         from unimrseg_core.model.checkpoint import load_model
         from unimrseg_core.model.network import check_input_size
 
+        if precision not in TORCH_PRECISIONS:
+            raise ValueError(f"precision must be one of {TORCH_PRECISIONS}, got {precision!r}")
         self._torch = torch
         self.device = torch.device(device)
+        if precision != "fp32" and self.device.type != "cuda":
+            raise ValueError(f"{precision} needs a CUDA device; on {self.device.type} use fp32")
+        self.precision = precision
+        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         self.net, meta = load_model(checkpoint, device=self.device)
+        self.net.to(self.dtype)
         if input_size is not None:
             check_input_size(*input_size)
             meta = {**meta, "input_size": list(input_size)}
-        self.metadata = {**meta, "checkpoint_sha256": meta["sha256"]}
+        self.metadata = {**meta, "checkpoint_sha256": meta["sha256"], "precision": precision}
 
     def run_device(self, *args: Any) -> tuple[Any, Any]:
-        """Inputs already on ``self.device`` in INPUT_NAMES order: the model alone, no copies."""
+        """Inputs already on ``self.device`` in INPUT_NAMES order: the model alone, no copies;
+        float32 outputs in every precision."""
         with self._torch.inference_mode():
-            return self.net(*args)
+            if self.dtype == self._torch.float32:
+                return self.net(*args)
+            seg, sal = self.net(*(a.to(self.dtype) for a in args))
+            return seg.float(), sal.float()
 
     def infer(self, feeds: Feeds) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch

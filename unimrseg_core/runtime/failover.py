@@ -21,7 +21,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 __all__ = ["FailoverBackend", "Switch"]
 
 _CONTRACT_KEYS = ("classes", "input_size")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,11 +99,17 @@ class FailoverBackend:
         return self._current.name if self._current is not None else "none"
 
     def infer(self, feeds: Feeds) -> tuple[np.ndarray, np.ndarray]:
+        return self.run_guarded(lambda backend: backend.infer(feeds))
+
+    def run_guarded(self, call: Callable[[Backend], T]) -> T:
+        """``call(current backend)``, counted: after ``max_failures`` consecutive exceptions the
+        next backend opens and ``call`` is re-run on it. ``Segmenter`` passes its whole device or
+        host stages here, so a CUDA failure inside them fails over like one inside ``infer``."""
         backend = self._current
         if backend is None:
             raise BackendError(f"no backend left: {self.switches[-1].text}")
         try:
-            result = backend.infer(feeds)
+            result = call(backend)
         except Exception as exc:
             self._consecutive += 1
             if not self._max_failures or self._consecutive < self._max_failures:
@@ -110,7 +117,7 @@ class FailoverBackend:
             _free_gpu_memory(exc)
             if self._switch(backend, exc) is None:
                 raise
-            return self.infer(feeds)  # the frame that broke the old backend, on the new one
+            return self.run_guarded(call)  # the frame that broke the old backend, on the new one
         self._consecutive = 0
         return result
 
