@@ -4,7 +4,11 @@ Usage::
 
     python benchmarks/bench_backends.py                       # CPU: onnxruntime, torch, compiled
     python benchmarks/bench_backends.py --device cuda --precision fp16 \\
-        --backends tensorrt compiled torch onnxruntime         # on a GPU machine
+        --backends torch torch+graphs compiled compiled+graphs tensorrt   # on a GPU machine
+
+A name with ``+graphs`` runs that backend under CUDA graphs: the model alone through
+``cuda_graphs.GraphedFunction`` and the ``Segmenter`` with its device stages captured
+as one graph; without it, a CUDA backend runs eagerly (device stages, no graph).
 
 For each backend and network size (240x320, 480x640, 720x1280; the network is
 fully convolutional, so each size is an export/engine of the shipped weights at
@@ -30,6 +34,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import numpy as np
@@ -81,7 +86,7 @@ def _combinations_p50(fns: dict[str, Any], timing: tuple[float, int, int], sync:
 
 
 def measure(
-    backend_name: str, size: tuple[int, int], device: str, precision: str, cache_dir: str, args: dict
+    variant: str, size: tuple[int, int], device: str, precision: str, cache_dir: str, args: dict
 ) -> dict[str, Any]:
     """One (backend, size) in this process; returns its figures."""
     import torch
@@ -91,12 +96,16 @@ def measure(
     from unimrseg_core.eval.protocols import drop
     from unimrseg_core.modalities import COMBINATIONS
     from unimrseg_core.model.network import INPUT_NAMES
+    from unimrseg_core.runtime.cuda_graphs import GraphedFunction
     from unimrseg_core.runtime.segmenter import Segmenter
     from unimrseg_core.runtime.selection import BackendOptions, select_backend
 
     if args["threads"]:
         torch.set_num_threads(args["threads"])
     cuda = device.startswith("cuda")
+    backend_name, _, graphs = variant.partition("+")
+    if graphs not in ("", "graphs") or (graphs and not cuda):
+        raise ValueError(f"{variant}: '+graphs' is the only variant, and it needs --device cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     start = time.perf_counter()
     backend = select_backend(
@@ -113,9 +122,12 @@ def measure(
     open_s = time.perf_counter() - start
     scenes = [SceneGenerator(size, seed=99).sample(i) for i in range(3)]
     feeds = [{k: v[None] for k, v in model_inputs(s).items()} for s in scenes]
-    segmenter = Segmenter(backend)
+    segmenter = Segmenter(backend, cuda_graphs=bool(graphs))
 
     if hasattr(backend, "run_device"):  # torch-based backends: the model alone on device tensors
+        run = backend.run_device  # type: ignore[attr-defined]
+        if graphs:
+            run = GraphedFunction(run, backend.device)  # type: ignore[attr-defined]
         on_device = [
             [torch.from_numpy(f[k]).to(backend.device).contiguous() for k in INPUT_NAMES]  # type: ignore[attr-defined]
             for f in feeds
@@ -123,11 +135,11 @@ def measure(
 
         def model_once(i: list[int] = [0]) -> None:  # noqa: B006 - a counter that cycles scenes
             i[0] += 1
-            backend.run_device(*on_device[i[0] % len(on_device)])  # type: ignore[attr-defined]
+            run(*on_device[i[0] % len(on_device)])
 
         def combo_once(combo: Any) -> Any:
             args_ = [torch.from_numpy(drop(feeds[0], combo)[k]).to(backend.device) for k in INPUT_NAMES]  # type: ignore[attr-defined]
-            return lambda: backend.run_device(*args_)  # type: ignore[attr-defined]
+            return lambda: run(*args_)
     else:
 
         def model_once(i: list[int] = [0]) -> None:  # noqa: B006
@@ -155,7 +167,9 @@ def measure(
     per_combo = _combinations_p50({c.name: combo_once(c) for c in COMBINATIONS}, timing, sync)
     p50s = list(per_combo.values())
     return {
-        "backend": backend.name,
+        "backend": variant,
+        "cuda_graphs": bool(graphs),
+        "stages": "device" if segmenter._device_stages(backend) is not None else "host",
         "size": list(size),
         "open_s": round(open_s, 2),
         "model": model,
@@ -165,8 +179,32 @@ def measure(
         "combination_spread": max(p50s) / min(p50s),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_cuda_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-        "precision": precision if cuda and backend.name in ("tensorrt", "compiled") else "fp32",
+        "precision": _precision_run(backend, precision, cuda),
     }
+
+
+def _precision_run(backend: Any, asked: str, cuda: bool) -> str:
+    """The precision the model really ran in: GPU engines and torch on CUDA run ``asked``."""
+    if not cuda or backend.name == "onnxruntime":
+        return "fp32"
+    return str(backend.metadata.get("precision", asked))
+
+
+def _result(queue: Any, proc: Any, timeout: float) -> dict[str, Any]:
+    """The child's figures; an error row when it dies (a crashing engine) or runs past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return queue.get(timeout=1.0)
+        except Empty:
+            if not proc.is_alive():
+                try:
+                    return queue.get(timeout=1.0)
+                except Empty:
+                    return {"error": f"the measuring process died (exit code {proc.exitcode})"}
+            if time.monotonic() > deadline:
+                proc.kill()
+                return {"error": f"no result within {timeout} s"}
 
 
 def _child(queue: Any, *params: Any) -> None:
@@ -205,7 +243,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def main() -> int:
-    from unimrseg_core.cli import parse_size
+    from unimrseg_core.cli_types import parse_size
     from unimrseg_core.runtime.options import default_cache_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -238,11 +276,7 @@ def main() -> int:
                 args=(queue, name, tuple(size), args.device, args.precision, str(args.cache_dir), settings),
             )
             proc.start()
-            try:
-                row = queue.get(timeout=args.child_timeout)
-            except Exception:  # queue.Empty: the child crashed or hung
-                proc.kill()
-                row = {"error": f"no result within {args.child_timeout} s (exit code {proc.exitcode})"}
+            row = _result(queue, proc, args.child_timeout)
             proc.join()
             row.setdefault("backend", name)
             row.setdefault("size", list(size))
