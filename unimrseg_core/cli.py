@@ -4,46 +4,27 @@ Subcommands: ``data generate|preview``, ``train``, ``eval``, ``export``, ``engin
 ``infer``, ``bag make|eval|play|record``; each area keeps its own
 parser beside its code (``train/cli.py``, ``eval/cli.py``) and registers it here.
 Bad arguments exit with status 2 and a one-line reason, never a traceback.
+
+Building the parser imports no heavy or optional package (no torch, rosbags or rclpy): a
+command imports what it needs when it runs, so ``data``, ``train``, ``eval``, ``export``,
+``engine`` and ``infer`` work where rosbags and ROS 2 are not installed, and only ``bag``
+commands need rosbags (``test/core/test_cli_imports.py``). The argparse types the
+subcommands share live in :mod:`unimrseg_core.cli_types`.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from collections.abc import Sequence
 
 from unimrseg_core import __version__
+from unimrseg_core.cli_types import non_negative_int, parse_size, positive_int
 
-__all__ = ["main", "parse_size"]
+__all__ = ["build_parser", "main"]
 
 log = logging.getLogger("unimrseg")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"240x320"`` -> (240, 320): height x width."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH like 240x320, got {text!r}")
-    h, w = int(match.group(1)), int(match.group(2))
-    if not (16 <= h <= 4096 and 16 <= w <= 4096):
-        raise argparse.ArgumentTypeError(f"each side must be within 16..4096 pixels, got {h}x{w}")
-    return h, w
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _cmd_data_generate(args: argparse.Namespace) -> int:
@@ -84,10 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     data_cmds = data.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     gen = data_cmds.add_parser("generate", help="write N generated scenes in the project's on-disk layout")
     gen.add_argument("--out", required=True, help="output directory (must not exist, or be empty)")
-    gen.add_argument("--n", type=_positive, required=True, help="number of scenes")
-    gen.add_argument("--seed", type=_non_negative, default=0, help="dataset seed (default 0)")
+    gen.add_argument("--n", type=positive_int, required=True, help="number of scenes")
+    gen.add_argument("--seed", type=non_negative_int, default=0, help="dataset seed (default 0)")
     gen.add_argument("--size", type=parse_size, default=(240, 320), help="HEIGHTxWIDTH (default 240x320)")
-    gen.add_argument("--workers", type=_positive, default=1, help="parallel processes (default 1)")
+    gen.add_argument("--workers", type=positive_int, default=1, help="parallel processes (default 1)")
     gen.add_argument(
         "--conditions",
         nargs="+",
@@ -100,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     prev = data_cmds.add_parser("preview", help="contact sheet: one row per condition")
     prev.add_argument("--out", required=True, help="PNG to write")
-    prev.add_argument("--seed", type=_non_negative, default=0)
+    prev.add_argument("--seed", type=non_negative_int, default=0)
     prev.add_argument("--size", type=parse_size, default=(240, 320), help="HEIGHTxWIDTH (default 240x320)")
-    prev.add_argument("--per-condition", type=_positive, default=1, help="rows per condition (default 1)")
+    prev.add_argument("--per-condition", type=positive_int, default=1, help="rows per condition (default 1)")
     prev.set_defaults(func=_cmd_data_preview)
 
     from unimrseg_core.bags.cli import add_parser as add_bag

@@ -16,9 +16,40 @@ not installable from PyPI.
 - :mod:`.raw`: :class:`~.raw.RawBag`, any bag as serialized messages (what ``bag play``
   publishes; its recorded QoS), never deserialized.
 - :mod:`.cli`: ``unimrseg bag ...``.
+
+rosbags is an optional dependency of the core: :mod:`.topics` and :mod:`.cli` import without
+it (so the ``unimrseg`` parser does), and this package loads the names below from
+:mod:`.read` and :mod:`.write`, which need rosbags, only when first asked for.
 """
 
-from unimrseg_core.bags.read import BagError, BagReader
-from unimrseg_core.bags.write import FAULTS_SIDECAR, STORAGES, BagSummary, make_bag
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unimrseg_core.bags.read import BagError, BagReader
+    from unimrseg_core.bags.write import FAULTS_SIDECAR, STORAGES, BagSummary, make_bag
 
 __all__ = ["FAULTS_SIDECAR", "STORAGES", "BagError", "BagReader", "BagSummary", "make_bag"]
+
+_LAZY: dict[str, str] = {
+    "BagError": "read",
+    "BagReader": "read",
+    "FAULTS_SIDECAR": "write",
+    "STORAGES": "write",
+    "BagSummary": "write",
+    "make_bag": "write",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,4 +1,10 @@
-"""``unimrseg bag make|eval|play|record``: the bag tools' command line (play and record need rclpy)."""
+"""``unimrseg bag make|eval|play|record``: the bag tools' command line.
+
+Every bag command needs the ``rosbags`` package, play, record and ``eval --live`` also ROS 2's
+rclpy; both are imported only when such a command runs (a missing one ends the command with
+one line on stderr and exit status 2), so that registering these parsers costs neither and
+the other ``unimrseg`` subcommands work where they are not installed.
+"""
 
 from __future__ import annotations
 
@@ -35,8 +41,8 @@ def _count(minimum: int):
 
 def add_parser(groups: Any) -> argparse._SubParsersAction:
     """Register ``bag`` and its ``make`` subcommand; returns the ``bag`` subcommands for later tools."""
-    from unimrseg_core.bags.write import STORAGES
-    from unimrseg_core.cli import parse_size
+    from unimrseg_core.bags.topics import STORAGE_NAMES
+    from unimrseg_core.cli_types import parse_size
     from unimrseg_core.data.splits import TEST_SEED
 
     bag = groups.add_parser("bag", help="rosbag2 bags: make, eval, play, record")
@@ -53,7 +59,7 @@ def add_parser(groups: Any) -> argparse._SubParsersAction:
     make.add_argument("--size", type=parse_size, default=(240, 320), help="HEIGHTxWIDTH (default 240x320)")
     make.add_argument("--faults", type=Path, help="fault schedule YAML (e.g. config/faults_demo.yaml)")
     make.add_argument(
-        "--storage", choices=tuple(STORAGES), default="mcap", help="storage plugin (default mcap)"
+        "--storage", choices=STORAGE_NAMES, default="mcap", help="storage plugin (default mcap)"
     )
     make.add_argument(
         "--seed", type=_count(0), default=TEST_SEED, help="world seed (default: the held-out test seed)"
@@ -190,6 +196,8 @@ def _print_eval(result: dict[str, Any]) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if not _import_rosbags("eval", "read"):
+        return 2
     if args.live:
         return _run_live(args)
     from unimrseg_core.bags.evaluate import DEFAULT_WINDOW_S, evaluate_bag
@@ -223,6 +231,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_make(args: argparse.Namespace) -> int:
+    if not _import_rosbags("make", "write"):
+        return 2
     from unimrseg_core.bags.write import make_bag
     from unimrseg_core.faults import FaultSchedule
 
@@ -311,7 +321,7 @@ def _add_play(bag_cmds: argparse._SubParsersAction) -> None:
 
 
 def _add_record(bag_cmds: argparse._SubParsersAction) -> None:
-    from unimrseg_core.bags.write import STORAGES
+    from unimrseg_core.bags.topics import STORAGE_NAMES
 
     record = bag_cmds.add_parser(
         "record",
@@ -322,7 +332,7 @@ def _add_record(bag_cmds: argparse._SubParsersAction) -> None:
     record.add_argument("topics", nargs="+", metavar="TOPIC", help="topics to record")
     record.add_argument("--out", type=Path, required=True, help="bag directory to create (must not exist)")
     record.add_argument(
-        "--storage", choices=tuple(STORAGES), default="mcap", help="storage plugin (default mcap)"
+        "--storage", choices=STORAGE_NAMES, default="mcap", help="storage plugin (default mcap)"
     )
     record.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
     record.add_argument(
@@ -375,6 +385,29 @@ def _run_live(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_rosbags(command: str, *modules: str) -> bool:
+    """The command's bag ``modules`` (and the rosbags they stand on) import; else explain, return False.
+
+    Only a missing rosbags (or part of it) is explained; any other import error is a bug and raises.
+    """
+    import importlib
+    import sys
+
+    try:
+        for module in modules:
+            importlib.import_module(f"unimrseg_core.bags.{module}")
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "rosbags":
+            raise
+        print(
+            f"unimrseg bag {command}: needs the Python package rosbags, which cannot be imported "
+            f"({exc}); install it with `pip install rosbags` (`make setup` installs it into .venv)",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
 def _import_ros(command: str) -> bool:
     """rclpy importable (AMENT_PREFIX_PATH defaults to this venv); else explain and return False."""
     import os
@@ -416,7 +449,7 @@ def _write_json(path: Path | None, data: dict[str, Any]) -> None:
 
 
 def run_play(args: argparse.Namespace) -> int:
-    if not _import_ros("play"):
+    if not (_import_rosbags("play", "read", "raw") and _import_ros("play")):
         return 2
     from unimrseg_core.bags.read import parse_remap
     from unimrseg_ros.bag_player import PlayOptions, play_bag
@@ -452,7 +485,7 @@ def run_play(args: argparse.Namespace) -> int:
 
 
 def run_record(args: argparse.Namespace) -> int:
-    if not _import_ros("record"):
+    if not (_import_rosbags("record", "write") and _import_ros("record")):
         return 2
     from unimrseg_ros.bag_recorder import RecordOptions, record_bag
 

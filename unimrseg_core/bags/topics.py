@@ -21,6 +21,7 @@ __all__ = [
     "GROUND_TRUTH",
     "IMAGE_TYPE",
     "SENSORS",
+    "STORAGE_NAMES",
     "STRING_TYPE",
     "ImageTopic",
 ]
@@ -71,3 +72,7 @@ FAULT_TIMELINE: Final = "faults/timeline"
 """std_msgs/String: the whole fault schedule as YAML (``FaultSchedule.to_yaml``), once at the start."""
 FAULT_EVENTS: Final = "faults/events"
 """std_msgs/String: a YAML mapping per fault start or end (t_s, event, index, modality, kind), then."""
+
+STORAGE_NAMES: Final = ("mcap", "sqlite3")
+"""rosbag2 storage plugins the project writes (``bags.write.STORAGES``), the first the default; here,
+without rosbags, so the ``bag`` command line parses where rosbags is not installed."""

@@ -47,6 +47,7 @@ from unimrseg_core.bags.topics import (
     GROUND_TRUTH,
     IMAGE_TYPE,
     SENSORS,
+    STORAGE_NAMES,
     STRING_TYPE,
 )
 from unimrseg_core.data.sequence import DEFAULT_CONDITIONS, SequenceGenerator
@@ -65,10 +66,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STORAGES: Final[Mapping[str, StoragePlugin]] = {
-    "mcap": StoragePlugin.MCAP,
-    "sqlite3": StoragePlugin.SQLITE3,
-}
+STORAGES: Final[Mapping[str, StoragePlugin]] = {name: StoragePlugin[name.upper()] for name in STORAGE_NAMES}
 """rosbag2 storage plugins ``make_bag`` writes (both read by ``ros2 bag`` and rosbags)."""
 
 DEFAULT_START_NS: Final = 1_767_225_600 * 1_000_000_000

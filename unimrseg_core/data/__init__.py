@@ -38,10 +38,38 @@ distance, depth range cut to 6-12 m and noisier), ``glare`` (a low sun saturates
 region of RGB), ``depth_holes`` (glass, dark paint and puddles read 0),
 ``thermal_washout`` (crossover: ambient near body temperature, contrast x0.12-0.25).
 ``test/core/test_world_cues.py`` checks that the table holds.
+
+The names below load their module (the renderer: OpenCV) when first asked for, so that the
+command-line parsers, which read ``data.conditions`` and ``data.splits``, stay fast.
 """
 
-from unimrseg_core.data.conditions import CONDITIONS, ConditionProbabilities
-from unimrseg_core.data.generator import SceneGenerator
-from unimrseg_core.data.sample import Sample
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unimrseg_core.data.conditions import CONDITIONS, ConditionProbabilities
+    from unimrseg_core.data.generator import SceneGenerator
+    from unimrseg_core.data.sample import Sample
 
 __all__ = ["CONDITIONS", "ConditionProbabilities", "Sample", "SceneGenerator"]
+
+_LAZY: dict[str, str] = {
+    "CONDITIONS": "conditions",
+    "ConditionProbabilities": "conditions",
+    "SceneGenerator": "generator",
+    "Sample": "sample",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

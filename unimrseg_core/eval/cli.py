@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from unimrseg_core.cli import _non_negative, _positive
+from unimrseg_core.cli_types import non_negative_int, positive_int
 from unimrseg_core.eval.formats import FORMATS
 
 __all__ = ["add_parser", "run"]
@@ -30,13 +30,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, help="model .pt (default: the shipped unimrseg_core/weights)")
     p.add_argument("--json", type=Path, help="write the full result as JSON here")
     p.add_argument("--plots", type=Path, help="write combinations.png and conditions.png into this folder")
-    p.add_argument("--scenes", type=_positive, help="number of scenes (default: 140 procedural, all real)")
+    p.add_argument("--scenes", type=positive_int, help="number of scenes (default: 140 procedural, all real)")
     p.add_argument(
         "--protocol-scenes",
-        type=_non_negative,
+        type=non_negative_int,
         help="the first N scenes get the RMM / NM protocols (default: evaluate.PROTOCOL_SCENES, 21)",
     )
-    p.add_argument("--batch-size", type=_positive, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--no-protocols", action="store_true", help="skip the RMM / NM passes")
     p.add_argument("--data", type=Path, help="a real dataset root instead of the procedural test split")
     p.add_argument("--format", choices=FORMATS, help="layout of --data")

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(groups: Any) -> None:
-    from unimrseg_core.cli import parse_size
+    from unimrseg_core.cli_types import parse_size
     from unimrseg_core.runtime.options import BACKENDS, ENGINE_PRECISIONS, default_cache_dir
 
     size_help = "network HEIGHTxWIDTH, multiples of 16 (default: the model's trained size)"
