@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import py_sod_metrics as sod
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
@@ -76,6 +75,9 @@ class SaliencyMeter:
     """
 
     def __init__(self, full: bool = True) -> None:
+        # imported here: segmentation metrics (and the GPU check) must not need pysodmetrics
+        import py_sod_metrics as sod
+
         self.full = full
         self.images = 0
         self._s = sod.Smeasure()
