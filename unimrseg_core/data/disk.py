@@ -34,7 +34,15 @@ from unimrseg_core.data.readers.images import read_image
 from unimrseg_core.data.sample import ARRAYS, Sample
 from unimrseg_core.modalities import model_metadata
 
-__all__ = ["FORMAT", "GeneratedDataset", "write_dataset", "write_sample"]
+__all__ = [
+    "DEPTH_PER_METRE",
+    "FORMAT",
+    "THERMAL_PER_KELVIN",
+    "GeneratedDataset",
+    "read_scene",
+    "write_dataset",
+    "write_sample",
+]
 
 FORMAT: Final = "unimrseg-world"
 VERSION: Final = 1
@@ -46,6 +54,8 @@ ENCODINGS: Final = {
     "label": "png uint8 class id, 255 = ignore",
     "saliency": "png uint8, 255 = salient",
 }
+DEPTH_PER_METRE: Final = 1000.0  # depth PNG units (millimetres) per metre
+THERMAL_PER_KELVIN: Final = 100.0  # thermal PNG units (centikelvin) per kelvin
 _PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
 
@@ -54,9 +64,11 @@ def _encode(sample: Sample) -> dict[str, np.ndarray]:
     if sample.rgb is not None:
         out["rgb"] = cv2.cvtColor(sample.rgb, cv2.COLOR_RGB2BGR)
     if sample.depth is not None:
-        out["depth"] = np.clip(np.round(np.nan_to_num(sample.depth) * 1000.0), 0, 65535).astype(np.uint16)
+        out["depth"] = np.clip(np.round(np.nan_to_num(sample.depth) * DEPTH_PER_METRE), 0, 65535).astype(
+            np.uint16
+        )
     if sample.thermal is not None:
-        out["thermal"] = np.clip(np.round(sample.thermal * 100.0), 0, 65535).astype(np.uint16)
+        out["thermal"] = np.clip(np.round(sample.thermal * THERMAL_PER_KELVIN), 0, 65535).astype(np.uint16)
     if sample.label is not None:
         out["label"] = sample.label
     if sample.saliency is not None:
@@ -133,6 +145,15 @@ def write_dataset(
     return root
 
 
+def read_scene(root: Path, name: str) -> dict[str, np.ndarray]:
+    """Scene ``name``'s arrays in their stored integer units (rgb in RGB order, depth mm, thermal
+    cK, label, saliency 0/1): what a consumer that keeps integers (the training pool) needs."""
+    arrays = {f: read_image(root / f / f"{name}.png") for f in FOLDERS}
+    arrays["rgb"] = cv2.cvtColor(arrays["rgb"], cv2.COLOR_BGR2RGB)
+    arrays["saliency"] = (arrays["saliency"] > 127).astype(np.uint8)
+    return arrays
+
+
 class GeneratedDataset(Sequence[Sample]):
     """Reads a directory written by :func:`write_dataset` back into Samples (lossless)."""
 
@@ -156,14 +177,13 @@ class GeneratedDataset(Sequence[Sample]):
 
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
         meta = self.scenes[index]
-        name = meta["name"]
-        arrays = {f: read_image(self.root / f / f"{name}.png") for f in FOLDERS}
+        arrays = read_scene(self.root, meta["name"])
         return Sample(
-            rgb=cv2.cvtColor(arrays["rgb"], cv2.COLOR_BGR2RGB),
-            depth=arrays["depth"].astype(np.float32) / np.float32(1000.0),
-            thermal=arrays["thermal"].astype(np.float32) / np.float32(100.0),
+            rgb=arrays["rgb"],
+            depth=arrays["depth"].astype(np.float32) / np.float32(DEPTH_PER_METRE),
+            thermal=arrays["thermal"].astype(np.float32) / np.float32(THERMAL_PER_KELVIN),
             label=arrays["label"],
-            saliency=(arrays["saliency"] > 127).astype(np.uint8),
+            saliency=arrays["saliency"],
             meta=dict(meta),
         ).validate()
 

@@ -13,6 +13,12 @@ Two sources of scenes:
   cannot keep up with training, and the baselines must see the same data.
 - ``on_the_fly``: every batch renders fresh scenes (use with enough CPU workers,
   e.g. on a GPU machine).
+
+Two ways to cut the cached pool into batches (``data.loader``): ``tensors`` decodes
+the pool once and cuts batches by tensor ops on the training device (``train.pool``,
+what feeds a GPU); ``dataloader`` decodes each batch's PNGs in DataLoader workers
+(``StepBatches``; on the fly always). Both draw their crops with ``step_crops``, so
+they give the same batches.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +35,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from unimrseg_core.data.disk import GeneratedDataset, write_dataset
 from unimrseg_core.data.generator import SceneGenerator
+from unimrseg_core.data.sample import Sample
 from unimrseg_core.data.tensors import model_inputs, targets
 from unimrseg_core.fingerprint import source_fingerprint
 from unimrseg_core.train.config import DataConfig
+from unimrseg_core.train.pool import TensorPool
 
 log = logging.getLogger(__name__)
+
+Batch = dict[str, torch.Tensor]
 
 _WORLD_SOURCES = Path(__file__).resolve().parent.parent / "data"
 
@@ -62,7 +73,48 @@ def ensure_pool(cfg: DataConfig, progress: bool = True) -> Path:
     return root
 
 
-class StepBatches(Dataset[dict[str, torch.Tensor]]):
+@dataclass(frozen=True)
+class Crops:
+    """Where the samples of one batch come from: scene (``None`` on the fly, where the step names
+    the scenes), top-left corner, horizontal mirror; and the crop's size."""
+
+    scene: np.ndarray | None
+    y: np.ndarray
+    x: np.ndarray
+    flip: np.ndarray
+    size: tuple[int, int]
+
+
+def step_crops(
+    cfg: DataConfig, batch_size: int, phase: int, step: int, rank: int, scenes: int | None
+) -> Crops:
+    """The draws of batch ``step``, in the one order every pipeline uses: per sample the scene
+    (out of ``scenes``), the crop's row and column, the mirror."""
+    rng = np.random.default_rng([cfg.seed, phase, step, rank])
+    h, w = cfg.size
+    ch, cw = cfg.crop or (h, w)
+    draws = np.empty((batch_size, 4), np.int64)
+    for i in range(batch_size):
+        scene = int(rng.integers(scenes)) if scenes is not None else -1
+        draws[i] = scene, rng.integers(h - ch + 1), rng.integers(w - cw + 1), rng.random() < 0.5
+    scene, y, x, flip = draws.T
+    return Crops(scene if scenes is not None else None, y, x, flip.astype(bool), (ch, cw))
+
+
+def _cut(arrays: dict[str, np.ndarray], y: int, x: int, flip: bool, size: tuple[int, int]) -> Batch:
+    """One sample's arrays cropped (and mirrored) as tensors; per-sample values (the mask, the
+    0-d ``has_saliency``) pass unchanged."""
+    ch, cw = size
+    out = {}
+    for key, a in arrays.items():
+        if a.ndim >= 2:
+            a = a[..., y : y + ch, x : x + cw]
+            a = np.ascontiguousarray(a[..., ::-1] if flip else a)
+        out[key] = torch.from_numpy(a)
+    return out
+
+
+class StepBatches(Dataset[Batch]):
     """Item ``step`` is the whole batch of that step (so DataLoader workers prefetch whole batches)."""
 
     def __init__(self, cfg: DataConfig, batch_size: int, phase: int, rank: int = 0, world: int = 1) -> None:
@@ -73,38 +125,51 @@ class StepBatches(Dataset[dict[str, torch.Tensor]]):
     def __len__(self) -> int:
         return 1 << 30
 
-    def _sample(self, rng: np.random.Generator, step: int, i: int):
-        if self.pool is not None:
-            return self.pool[int(rng.integers(len(self.pool)))]
-        assert self.generator is not None
+    def _sample(self, crops: Crops, step: int, i: int) -> Sample:
+        if self.pool is not None and crops.scene is not None:
+            return self.pool[int(crops.scene[i])]
+        if self.generator is None:
+            raise RuntimeError("StepBatches has neither a pool nor a generator")
         index = ((self.phase * 100_000_000 + step) * self.world + self.rank) * self.batch_size + i
         return self.generator.sample(index)
 
-    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.cfg.seed, self.phase, step, self.rank])
+    def __getitem__(self, step: int) -> Batch:
+        scenes = len(self.pool) if self.pool is not None else None
+        crops = step_crops(self.cfg, self.batch_size, self.phase, step, self.rank, scenes)
         items = []
         for i in range(self.batch_size):
-            sample = self._sample(rng, step, i)
+            sample = self._sample(crops, step, i)
             arrays = {**model_inputs(sample), **targets(sample)}
-            h, w = sample.size
-            ch, cw = self.cfg.crop or (h, w)
-            y, x = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
-            flip = bool(rng.random() < 0.5)
-            out = {}
-            for key, a in arrays.items():
-                if a.ndim >= 2:
-                    a = a[..., y : y + ch, x : x + cw]
-                    if flip:
-                        a = a[..., ::-1]
-                out[key] = torch.from_numpy(np.ascontiguousarray(a))
-            items.append(out)
+            items.append(_cut(arrays, int(crops.y[i]), int(crops.x[i]), bool(crops.flip[i]), crops.size))
         return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
+def pool_batches(
+    pool: TensorPool, cfg: DataConfig, batch_size: int, phase: int, start: int, stop: int, rank: int = 0
+) -> Iterator[Batch]:
+    """The batches of steps ``start..stop-1`` cut from a decoded pool, on its device."""
+    for step in range(start, stop):
+        crops = step_crops(cfg, batch_size, phase, step, rank, len(pool))
+        yield pool.batch(crops)
+
+
 def batches(
-    cfg: DataConfig, batch_size: int, phase: int, start: int, stop: int, rank: int = 0, world: int = 1
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches for steps ``start..stop-1``, prefetched by worker processes."""
+    cfg: DataConfig,
+    batch_size: int,
+    phase: int,
+    start: int,
+    stop: int,
+    rank: int = 0,
+    world: int = 1,
+    *,
+    pool: TensorPool | None = None,
+    pin_memory: bool = False,
+) -> Iterator[Batch]:
+    """Batches for steps ``start..stop-1``: cut from ``pool`` when given, else prefetched by
+    DataLoader worker processes (into pinned memory with ``pin_memory``, for a GPU)."""
+    if pool is not None:
+        yield from pool_batches(pool, cfg, batch_size, phase, start, stop, rank)
+        return
     data = StepBatches(cfg, batch_size, phase, rank, world)
     workers = cfg.loader_workers if cfg.mode == "cache" else cfg.workers
     loader = DataLoader(
@@ -113,5 +178,6 @@ def batches(
         sampler=range(start, stop),
         num_workers=workers,
         prefetch_factor=2 if workers else None,
+        pin_memory=pin_memory,
     )
     yield from loader

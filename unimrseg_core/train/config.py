@@ -13,6 +13,7 @@ from unimrseg_core.model.config import STRIDE, ModelConfig
 
 METHODS: Final = ("unimrseg", "complete-only", "modality-dropout")
 STAGES: Final = ("stage1", "stage2", "stage3")
+LOADERS: Final = ("tensors", "dataloader")
 
 
 @dataclass
@@ -24,7 +25,9 @@ class DataConfig:
     seed: int = TRAIN_SEED
     cache_dir: str = "~/.cache/unimrseg/scenes"
     workers: int = 2  # processes rendering the pool, or scenes on the fly
-    loader_workers: int = 1  # processes preparing batches (cache mode: decoding PNGs is cheap)
+    loader_workers: int = 1  # processes preparing batches (loader: dataloader, cache mode)
+    loader: str = "tensors"  # cache mode: tensors (pool decoded once, cut on the device) | dataloader
+    pool_device_gib: float | str = "auto"  # tensors: most GPU memory the pool may take (auto: half the free)
 
 
 @dataclass
@@ -83,6 +86,11 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.data.mode not in ("cache", "on_the_fly"):
             raise ValueError(f"data.mode must be cache or on_the_fly, got {self.data.mode!r}")
+        if self.data.loader not in LOADERS:
+            raise ValueError(f"data.loader must be one of {LOADERS}, got {self.data.loader!r}")
+        budget = self.data.pool_device_gib
+        if budget != "auto" and (isinstance(budget, (str, bool)) or not budget >= 0):
+            raise ValueError(f"data.pool_device_gib must be auto or a number >= 0, got {budget!r}")
         if self.data.seed == TEST_SEED:
             raise ValueError(f"data.seed {TEST_SEED} is the held-out test split; pick another")
         for name, hw in (("data.size", self.data.size), ("data.crop", self.data.crop)):

@@ -29,9 +29,10 @@ def segmentation(logits: torch.Tensor, label: torch.Tensor, dice_weight: float) 
     onehot = F.one_hot(label.clamp(max=logits.shape[1] - 1), logits.shape[1]).permute(0, 3, 1, 2) * valid
     inter = (prob * onehot).sum((0, 2, 3))
     total = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
-    present = onehot.sum((0, 2, 3)) > 0
-    dice = 1.0 - (2 * inter[present] + 1.0) / (total[present] + 1.0)
-    return ce + dice_weight * dice.mean()
+    present = (onehot.sum((0, 2, 3)) > 0).to(logits.dtype)
+    dice = 1.0 - (2 * inter + 1.0) / (total + 1.0)
+    # a masked mean, not dice[present]: boolean indexing would stall the GPU on a device-to-host copy
+    return ce + dice_weight * (dice * present).sum() / present.sum().clamp(min=1.0)
 
 
 def saliency(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -50,7 +51,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     sim = z @ z.T / temperature
     sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    target = torch.arange(2 * n, device=z.device).roll(n)
     return F.cross_entropy(sim, target)
 
 

@@ -3,6 +3,12 @@
 Inputs are dicts of normalised tensors (``rgb``, ``depth``, ``thermal``,
 ``modality_mask``) as in ``data.tensors``. Every function returns new tensors and
 draws from the given ``torch.Generator``, so a step's damage is reproducible.
+
+Devices: the draws are made on the step's CPU generator and the small results (a
+``[B, 3]`` mask, the ``[B, 3, H/16, W/16]`` patch cells) are moved to ``device``
+once, where they are expanded and applied. So a step damages its batch the same
+way on every device and whatever CUDA's generator does, and no image-sized tensor
+is ever made on the CPU.
 """
 
 from __future__ import annotations
@@ -14,14 +20,29 @@ from unimrseg_core.modalities import COMBINATIONS, MODALITIES
 
 Batch = dict[str, torch.Tensor]
 
+COMBINATION_MASKS = torch.from_numpy(np.stack([c.mask for c in COMBINATIONS]).astype(np.float32))
+"""``[7, 3]``: the masks of ``modalities.COMBINATIONS``, in that order."""
 
-def random_combinations(batch_size: int, gen: torch.Generator) -> torch.Tensor:
+
+def random_combinations(
+    batch_size: int, gen: torch.Generator, device: torch.device | None = None
+) -> torch.Tensor:
     """``[B, 3]`` masks, each row one of the 7 non-empty combinations, uniformly."""
-    table = torch.from_numpy(np.stack([c.mask for c in COMBINATIONS]).astype(np.float32))
-    return table[torch.randint(len(COMBINATIONS), (batch_size,), generator=gen)]
+    rows = torch.randint(len(COMBINATIONS), (batch_size,), generator=gen)
+    return COMBINATION_MASKS[rows].to(device)
 
 
-def keep_k_masks(batch_size: int, drop_prob: float, gen: torch.Generator) -> torch.Tensor:
+def cycled_combinations(
+    batch_size: int, gen: torch.Generator, device: torch.device | None = None
+) -> torch.Tensor:
+    """``[B, 3]``: all 7 combinations in turn from a random offset, so every batch covers them evenly."""
+    start = int(torch.randint(len(COMBINATIONS), (1,), generator=gen))
+    return COMBINATION_MASKS[(torch.arange(batch_size) + start) % len(COMBINATIONS)].to(device)
+
+
+def keep_k_masks(
+    batch_size: int, drop_prob: float, gen: torch.Generator, device: torch.device | None = None
+) -> torch.Tensor:
     """Stage 1's modality drop: with ``drop_prob`` keep k ~ U{1..3} random modalities, else all."""
     m = len(MODALITIES)
     mask = torch.ones(batch_size, m)
@@ -31,31 +52,37 @@ def keep_k_masks(batch_size: int, drop_prob: float, gen: torch.Generator) -> tor
         keep = torch.randperm(m, generator=gen)[:k]
         mask[b] = 0.0
         mask[b, keep] = 1.0
-    return mask
+    return mask.to(device)
 
 
 def apply_mask(inputs: Batch, mask: torch.Tensor) -> Batch:
-    """Zero the images of absent modalities and set ``modality_mask``."""
+    """Zero the images of absent modalities and set ``modality_mask`` (``mask`` on the inputs' device)."""
     out = {m: inputs[m] * mask[:, i].reshape(-1, 1, 1, 1) for i, m in enumerate(MODALITIES)}
     out["modality_mask"] = mask
     return out
 
 
 def patch_masks(
-    batch_size: int, height: int, width: int, ratio: float, patch: int, gen: torch.Generator
+    batch_size: int,
+    height: int,
+    width: int,
+    ratio: float,
+    patch: int,
+    gen: torch.Generator,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
     """``[B, M, H, W]`` keep-masks (1 keep, 0 masked) with ``ratio`` of patch cells masked per modality.
 
     The masks of one sample are drawn for M modalities and then shuffled across them
     (hybrid *shuffled* masking): which modality loses which region is random, so no
     modality can learn that its own holes are always in the same places relative to
-    the others'.
+    the others'. Cells are drawn on the CPU and expanded to pixels on ``device``.
     """
     m = len(MODALITIES)
     gh, gw = -(-height // patch), -(-width // patch)
     cells = (torch.rand(batch_size, m, gh, gw, generator=gen) >= ratio).float()
     order = torch.argsort(torch.rand(batch_size, m, generator=gen), dim=1)
-    cells = torch.gather(cells, 1, order[:, :, None, None].expand_as(cells))
+    cells = torch.gather(cells, 1, order[:, :, None, None].expand_as(cells)).to(device)
     full = cells.repeat_interleave(patch, 2).repeat_interleave(patch, 3)
     return full[:, :, :height, :width]
 
@@ -65,8 +92,9 @@ def hybrid_shuffled_masking(
 ) -> Batch:
     """Stage 1 input: modalities dropped (keep k ~ U{1..3} with ``drop_prob``), then shuffled patch masks."""
     b, _, h, w = inputs["rgb"].shape
-    damaged = apply_mask(inputs, keep_k_masks(b, drop_prob, gen))
-    keep = patch_masks(b, h, w, ratio, patch, gen).to(inputs["rgb"].device)
+    device = inputs["rgb"].device
+    damaged = apply_mask(inputs, keep_k_masks(b, drop_prob, gen, device))
+    keep = patch_masks(b, h, w, ratio, patch, gen, device)
     for i, m in enumerate(MODALITIES):
         damaged[m] = damaged[m] * keep[:, i : i + 1]
     return damaged

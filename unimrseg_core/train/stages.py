@@ -15,16 +15,18 @@
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-from unimrseg_core.modalities import COMBINATIONS, MODALITIES
+from unimrseg_core.modalities import MODALITIES
 from unimrseg_core.model.network import UniMRSegNet
 from unimrseg_core.train import losses, masking
 from unimrseg_core.train.config import TrainConfig
 
 Batch = dict[str, torch.Tensor]
+StepFn = Callable[[nn.Module, Batch, TrainConfig, torch.Generator], tuple[torch.Tensor, dict]]
 INPUT_KEYS = (*MODALITIES, "modality_mask")
 
 
@@ -75,18 +77,11 @@ def stage1(
     return loss, {"recon": loss.detach()}
 
 
-def _cycled_combinations(batch_size: int, gen: torch.Generator) -> torch.Tensor:
-    """All 7 combinations in turn from a random offset, so every batch covers them evenly."""
-    table = torch.from_numpy(np.stack([c.mask for c in COMBINATIONS]).astype(np.float32))
-    start = int(torch.randint(len(COMBINATIONS), (1,), generator=gen))
-    return table[(torch.arange(batch_size) + start) % len(COMBINATIONS)]
-
-
 def _two_views(batch: Batch, gen: torch.Generator) -> tuple[Batch, Batch, Batch, int]:
     """Complete inputs, the same scenes in cycled combinations, targets for both, batch size."""
     complete = _complete(batch)
     b = complete["rgb"].shape[0]
-    incomplete = masking.apply_mask(complete, _cycled_combinations(b, gen).to(complete["rgb"].device))
+    incomplete = masking.apply_mask(complete, masking.cycled_combinations(b, gen, complete["rgb"].device))
     both = {k: torch.cat([batch[k], batch[k]]) for k in ("label", "saliency")}
     return complete, incomplete, both, b
 
@@ -131,10 +126,10 @@ def supervised(
     inputs = _complete(batch)
     if cfg.method == "modality-dropout":
         b = inputs["rgb"].shape[0]
-        inputs = masking.apply_mask(inputs, masking.random_combinations(b, gen).to(inputs["rgb"].device))
+        inputs = masking.apply_mask(inputs, masking.random_combinations(b, gen, inputs["rgb"].device))
     out = model(inputs)
     seg, sal = _supervised(out, batch, cfg)
     return seg + cfg.losses.saliency * sal, {"seg": seg.detach(), "sal": sal.detach()}
 
 
-STEPS = {"stage1": stage1, "stage2": stage2, "stage3": stage3, "supervised": supervised}
+STEPS: dict[str, StepFn] = {"stage1": stage1, "stage2": stage2, "stage3": stage3, "supervised": supervised}

@@ -4,7 +4,13 @@ Outputs under ``out_dir``: ``state.pt`` (resume point: weights, optimiser, phase
 step), ``metrics.csv``, ``curves.png``, ``phase_<name>.pt`` after each phase, and
 the final ``model.pt`` + ``model.json`` (see ``model.checkpoint``). Run under
 ``torchrun --nproc_per_node N`` for data-parallel training (gloo on CPU, NCCL on
-CUDA): each rank draws its own batches, gradients are averaged.
+CUDA, one GPU per rank: ``LOCAL_RANK`` picks it): each rank draws its own batches,
+gradients are averaged.
+
+On CUDA the loop never waits for the GPU between steps: batches are cut on the
+device (``train.pool``), the step's random damage is moved there once
+(``train.masking``), and the loss is read back (and checked to be finite) only at
+log and checkpoint steps.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import math
 import os
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +33,10 @@ from tqdm import tqdm
 
 from unimrseg_core.model.checkpoint import save_model
 from unimrseg_core.model.network import UniMRSegNet
-from unimrseg_core.train.batches import batches, ensure_pool
+from unimrseg_core.train.batches import Batch, batches, ensure_pool, pool_dir
 from unimrseg_core.train.config import StageConfig, TrainConfig
-from unimrseg_core.train.stages import STEPS, TrainNet
+from unimrseg_core.train.pool import TensorPool
+from unimrseg_core.train.stages import STEPS, StepFn, TrainNet
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +60,8 @@ LOG_COLUMNS = (
 class Dist:
     rank: int = 0
     world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # NCCL talks through it
+    started: bool = False  # this process group was started here, and ends here
 
     @property
     def main(self) -> bool:
@@ -59,7 +69,13 @@ class Dist:
 
     def barrier(self) -> None:
         if self.world > 1:
-            dist.barrier()
+            dist.barrier(device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def close(self) -> None:
+        """End the process group this trainer started (NCCL wants it ended before exit)."""
+        if self.started:
+            dist.destroy_process_group()
+            self.started = False
 
     def ranks_agree(self, module: torch.nn.Module) -> bool:
         """True when every rank holds bit-identical weights (DDP must keep them in lock-step)."""
@@ -67,29 +83,41 @@ class Dist:
             return True
         flat = torch.cat([t.detach().double().flatten().cpu() for t in module.state_dict().values()])
         mine = torch.stack([flat.sum(), (flat * torch.arange(flat.numel(), dtype=torch.float64)).sum()])
-        if dist.get_backend() == "nccl":
-            mine = mine.cuda()
+        mine = mine.to(self.device)
         gathered = [torch.zeros_like(mine) for _ in range(self.world)]
         dist.all_gather(gathered, mine)
         return all(torch.equal(g, gathered[0]) for g in gathered)
 
 
 def _init_distributed(device: torch.device) -> Dist:
+    """The process group torchrun asks for (``WORLD_SIZE`` > 1): NCCL bound to this rank's GPU
+    (``_device`` made it current first), gloo on the CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size())
+        return Dist(device=device)
+    started = not dist.is_initialized()
+    if started:
+        if device.type == "cuda":
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), device, started)
 
 
 def _device(name: str) -> torch.device:
+    """The training device; under torchrun on CUDA, GPU ``LOCAL_RANK``, made the current one (so
+    NCCL, cuDNN and every tensor made without a device index use it, not GPU 0)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("device cuda requested but CUDA is not available")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise RuntimeError(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} CUDA device(s)")
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+        return device
     return torch.device("cpu")
 
 
@@ -116,7 +144,27 @@ def lr_at(step: int, steps: int, base: float) -> float:
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def train_step(
+    model: torch.nn.Module,
+    step_fn: StepFn,
+    batch: Batch,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    optimizer: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter],
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One optimisation step: the phase's loss, backward, gradients clipped to norm 5, the update.
+    Nothing here reads a value back from the device, so CUDA runs ahead of Python."""
+    loss, parts = step_fn(model, batch, cfg, gen)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 5.0)
+    optimizer.step()
+    return loss.detach(), parts
+
+
 def _step_generator(cfg: TrainConfig, phase: int, step: int, rank: int) -> torch.Generator:
+    """The step's damage draws: a CPU generator, so they are the same on every device."""
     gen = torch.Generator()
     gen.manual_seed(((cfg.seed * 7919 + phase) * 1_000_003 + step) * 131 + rank)
     return gen
@@ -132,6 +180,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.model = TrainNet(UniMRSegNet(cfg.model)).to(self.device)
         self.state: dict[str, Any] = {"completed": [], "phase": None, "step": 0}
+        self._tensor_pool: TensorPool | None = None
 
     # ------------------------------------------------------------------ checkpoints
     def _state_path(self) -> Path:
@@ -205,41 +254,71 @@ class Trainer:
             for module in self.model.net.encoder_modules():
                 module.eval()
 
-    def run_phase(self, index: int, name: str, stage: StageConfig) -> None:
-        cfg = self.cfg
-        params = self._trainable(name)
-        optimizer = torch.optim.AdamW(params, lr=stage.lr, weight_decay=cfg.weight_decay)
+    def _optimizer(self, name: str, stage: StageConfig, params: list[torch.nn.Parameter]) -> tuple:
+        """AdamW for this phase and its first step: restored from ``state.pt`` when resuming it."""
+        optimizer = torch.optim.AdamW(params, lr=stage.lr, weight_decay=self.cfg.weight_decay)
         start = 0
         if self.state["phase"] == name:
             start = int(self.state["step"])
             if getattr(self, "_optimizer_state", None):
                 optimizer.load_state_dict(self._optimizer_state)
         self._optimizer_state = None
-        model: torch.nn.Module = self.model
-        if self.dist.world > 1:
-            model = DistributedDataParallel(self.model, find_unused_parameters=True)
+        return optimizer, start
+
+    def _parallel(self) -> torch.nn.Module:
+        """The model as the step sees it: under DDP, wrapped, on this rank's GPU (or the CPU)."""
+        if self.dist.world == 1:
+            return self.model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
+
+    def _pool(self) -> TensorPool | None:
+        """The cached pool decoded into tensors (once per run), when batches are cut from it."""
+        data = self.cfg.data
+        if data.mode != "cache" or data.loader != "tensors":
+            return None
+        if self._tensor_pool is None:
+            self._tensor_pool = TensorPool.load(pool_dir(data), self.device, data.pool_device_gib)
+        return self._tensor_pool
+
+    def _batches(self, phase: int, start: int, stop: int) -> Iterator[Batch]:
+        cfg, d = self.cfg, self.dist
+        pin = self.device.type == "cuda"
+        return batches(
+            cfg.data, cfg.batch_size, phase, start, stop, d.rank, d.world, pool=self._pool(), pin_memory=pin
+        )
+
+    def run_phase(self, index: int, name: str, stage: StageConfig) -> None:
+        cfg = self.cfg
+        params = self._trainable(name)
+        optimizer, start = self._optimizer(name, stage, params)
+        model = self._parallel()
         step_fn = STEPS[name]
         self._train_mode(name)
         bar = tqdm(total=stage.steps, initial=start, desc=name, unit="step", disable=not self.progress)
-        tick = time.perf_counter()
-        data = batches(cfg.data, cfg.batch_size, index, start, stage.steps, self.dist.rank, self.dist.world)
-        for step, batch in zip(range(start, stage.steps), data, strict=False):
+        tick, checked = time.perf_counter(), start
+        finite = torch.ones((), dtype=torch.bool, device=self.device)
+        for step, batch in zip(
+            range(start, stage.steps), self._batches(index, start, stage.steps), strict=False
+        ):
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             lr = lr_at(step, stage.steps, stage.lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, parts = step_fn(model, batch, cfg, _step_generator(cfg, index, step, self.dist.rank))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"{name} step {step}: loss is {loss.item()}; lower the learning rate"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            optimizer.step()
+            gen = _step_generator(cfg, index, step, self.dist.rank)
+            loss, parts = train_step(model, step_fn, batch, cfg, gen, optimizer, params)
+            finite &= torch.isfinite(loss)  # on the device: read below, where the loss is read anyway
             bar.update()
             done = step + 1
-            if done % cfg.log_every == 0 or done == stage.steps:
+            log_now = done % cfg.log_every == 0 or done == stage.steps
+            save_now = done % cfg.checkpoint_every == 0 and done < stage.steps
+            if (log_now or save_now) and not finite.item():
+                raise FloatingPointError(
+                    f"{name}: the loss became NaN or inf between steps {checked + 1} and {done}; "
+                    "lower the learning rate"
+                )
+            checked = done if log_now or save_now else checked
+            if log_now:
                 now = time.perf_counter()
                 row = {"phase": name, "step": done, "loss": loss.item(), "lr": lr}
                 row |= {k: float(v) for k, v in parts.items()}
@@ -247,7 +326,7 @@ class Trainer:
                 tick = now
                 self._log_row(row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
-            if done % cfg.checkpoint_every == 0 and done < stage.steps:
+            if save_now:
                 self.state.update(phase=name, step=done)
                 self._save_state(optimizer)
         bar.close()
@@ -265,7 +344,8 @@ class Trainer:
         self.dist.barrier()
 
     def run(self, only: str | None = None) -> Path:
-        """Train every phase not yet completed (or just ``only``); returns the final model path."""
+        """Train every phase not yet completed (or just ``only``); returns the final model path.
+        Under torchrun, the last call: it ends the process group the trainer started."""
         cfg = self.cfg
         if cfg.data.mode == "cache":
             if self.dist.main:
@@ -305,6 +385,7 @@ class Trainer:
                 },
             )
         self.dist.barrier()
+        self.dist.close()
         return final
 
 
