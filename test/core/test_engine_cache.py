@@ -81,6 +81,32 @@ def test_damaged_engines_are_never_returned(tmp_path, damage):
     assert "rebuilding" in miss.reason
 
 
+def test_a_recorded_verdict_belongs_to_the_engine_bytes_it_was_made_for(tmp_path):
+    cache = EngineCache(tmp_path)
+    path = cache.store(KEY, b"plan")
+    assert cache.lookup(KEY).check is None  # new bytes: not checked yet
+    cache.record_check(KEY, {"outcome": "pass"})
+    assert cache.lookup(KEY).check == {"outcome": "pass"}
+    assert json.loads(cache.sidecar(path).read_text())["sha256"]  # the verdict kept the sha256
+    cache.store(KEY, b"rebuilt plan")
+    assert cache.lookup(KEY).check is None  # a rebuild is checked again
+    cache.record_check(KEY, {"outcome": "pass"})
+    path.write_bytes(b"evil")
+    assert cache.lookup(KEY).check is None  # an altered engine loses its verdict
+
+
+def test_a_build_that_left_no_engine_keeps_its_verdict_in_a_sidecar_alone(tmp_path):
+    cache = EngineCache(tmp_path)
+    side = cache.record_check(KEY, {"outcome": "crash", "stage": "build"})
+    assert side == cache.sidecar(cache.path_for(KEY))
+    miss = cache.lookup(KEY)
+    assert miss.path is None
+    assert miss.check == {"outcome": "crash", "stage": "build"}
+    upgraded = dataclasses.replace(KEY, runtime_version="10.14.1")
+    assert cache.lookup(upgraded).check is None  # another key: not its verdict
+    assert cache.resolve(KEY, force_update=True).check is None  # forced: rebuilt and re-checked
+
+
 # ------------------------------------------------------------- bindings against the contract
 
 

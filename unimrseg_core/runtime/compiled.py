@@ -7,15 +7,19 @@ sha256, the torch version, the device and its capability, the precision and the
 shapes, so an upgrade or another GPU rebuilds instead of loading a stale package,
 and the package is loaded only after its sha256 sidecar checks out.
 
+The package is built, loaded and run once in child processes before this process loads
+it (``engine_check``): an AOTInductor package can segfault on load (seen with an fp16
+CUDA package on an H200), and the verdict in the sidecar makes the node refuse it and
+fall back instead of dying. The reference is the checkpoint in eager fp32 on the CPU.
+
 The package keeps the model contract: float32 inputs and outputs in every
 precision (the cast to fp16/bf16 happens inside), dynamic batch, fixed H x W.
 """
 
 from __future__ import annotations
 
-import logging
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,10 +34,9 @@ from unimrseg_core.runtime.backends import Feeds
 from unimrseg_core.runtime.contract import OUTPUTS, Tensor, check_tensors
 from unimrseg_core.runtime.device import device_identity
 from unimrseg_core.runtime.engine_cache import EngineCache, EngineKey
+from unimrseg_core.runtime.engine_check import CheckLimits, EngineJob, SmokeTest, tolerance_for, vetted_engine
 from unimrseg_core.runtime.export import example_inputs
-from unimrseg_core.runtime.options import ENGINE_PRECISIONS
-
-log = logging.getLogger(__name__)
+from unimrseg_core.runtime.options import ENGINE_PRECISIONS, BackendOptions
 
 DTYPES: Final[dict[str, torch.dtype]] = {
     p: {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[p]
@@ -97,6 +100,59 @@ def build_package(
             return Path(path).read_bytes()
 
 
+def load_package(path: Path, device: torch.device) -> Callable[..., Any]:
+    """``aoti_load_package`` on ``device``'s real index.
+
+    ``device_index=-1`` ("cuda" without an index) leaves the package to find its device at
+    run time; an explicit index ties it to the GPU the cache key was made for (the known
+    AOTInductor segfaults involve a device other than the one expected, pytorch #141042).
+    """
+    index = -1
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch._inductor.aoti_load_package(str(path), device_index=index)
+
+
+def infer_package(
+    run: Callable[..., Any], device: torch.device, feeds: Feeds
+) -> tuple[np.ndarray, np.ndarray]:
+    with torch.inference_mode():
+        seg, sal = run(*(torch.from_numpy(feeds[k]).to(device) for k in INPUT_NAMES))
+    return seg.cpu().numpy(), sal.cpu().numpy()
+
+
+def child_build(args: dict[str, Any]) -> bytes:
+    """``engine_child``'s build step: the package for ``compiled_job``'s arguments."""
+    net, _ = load_model(args["checkpoint"])
+    h, w = args["input_size"]
+    return build_package(net, torch.device(args["device"]), args["precision"], args["max_batch"], (h, w))
+
+
+def child_load(path: Path, args: dict[str, Any]) -> Callable[[Feeds], tuple[np.ndarray, np.ndarray]]:
+    """``engine_child``'s check step: load the package, return its numpy inference."""
+    device = torch.device(args["device"])
+    run = load_package(path, device)
+    return lambda feeds: infer_package(run, device, feeds)
+
+
+def compiled_job(
+    checkpoint: Path, device: torch.device, precision: str, max_batch: int, input_size: tuple[int, int]
+) -> EngineJob:
+    args = {
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "device": str(device),
+        "precision": precision,
+        "max_batch": max_batch,
+        "input_size": list(input_size),
+    }
+    return EngineJob("compiled", f"{__name__}:child_build", f"{__name__}:child_load", args)
+
+
+def eager_reference(net: torch.nn.Module) -> Callable[[Feeds], tuple[np.ndarray, np.ndarray]]:
+    """The checkpoint in eager fp32 on the CPU: what every compiled precision must agree with."""
+    return lambda feeds: infer_package(net, torch.device("cpu"), feeds)
+
+
 class CompiledBackend:
     name = "compiled"
 
@@ -110,11 +166,15 @@ class CompiledBackend:
         max_batch: int = 4,
         force_update: bool = False,
         input_size: tuple[int, int] | None = None,
+        build_timeout_s: float = BackendOptions.engine_build_timeout_s,
+        check_timeout_s: float = BackendOptions.engine_check_timeout_s,
     ) -> None:
+        """Raises ``EngineRefusedError`` when the package fails its build or smoke test (now or before)."""
         self.device = torch.device(device)
         check_precision(precision, self.device)
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        limits = CheckLimits(build_timeout_s, check_timeout_s)
         net, meta = load_model(checkpoint)
         if input_size is not None:
             check_input_size(*input_size)
@@ -122,21 +182,19 @@ class CompiledBackend:
         self.metadata: dict[str, Any] = {**meta, "checkpoint_sha256": meta["sha256"]}
         self.input_size = (int(meta["input_size"][0]), int(meta["input_size"][1]))
         self.key = compiled_key(meta["sha256"], self.device, precision, max_batch, self.input_size)
-        cache = EngineCache(cache_dir, suffix=PACKAGE_SUFFIX)
-        found = cache.resolve(self.key, force_update=force_update)
-        self.built = found.path is None
-        if found.path is None:
-            log.info("compiled engine: %s", found.reason)
-            start = time.perf_counter()
-            package = build_package(net, self.device, precision, max_batch, self.input_size)
-            path = cache.store(self.key, package)
-            log.info("compiled engine built in %.0f s: %s", time.perf_counter() - start, path)
-        else:
-            log.info("compiled engine: %s (%s)", found.reason, found.path)
-            path = found.path
-        self.path = path
-        index = self.device.index if self.device.index is not None else -1
-        self._run = torch._inductor.aoti_load_package(str(path), device_index=index)
+        smoke = SmokeTest(
+            self.input_size, 2, eager_reference(net), "eager torch fp32 (cpu)", tolerance_for(precision)
+        )
+        vetted = vetted_engine(
+            EngineCache(cache_dir, suffix=PACKAGE_SUFFIX),
+            self.key,
+            compiled_job(Path(checkpoint), self.device, precision, max_batch, self.input_size),
+            smoke,
+            limits=limits,
+            force_update=force_update,
+        )
+        self.path, self.built, self.check = vetted.path, vetted.built, vetted.check
+        self._run = load_package(self.path, self.device)
         self._check_outputs()
 
     def _check_outputs(self) -> None:
@@ -157,5 +215,4 @@ class CompiledBackend:
         return seg, sal
 
     def infer(self, feeds: Feeds) -> tuple[np.ndarray, np.ndarray]:
-        seg, sal = self.run_device(*(torch.from_numpy(feeds[k]).to(self.device) for k in INPUT_NAMES))
-        return seg.cpu().numpy(), sal.cpu().numpy()
+        return infer_package(self._run, self.device, feeds)

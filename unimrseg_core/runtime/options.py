@@ -49,3 +49,7 @@ class BackendOptions:
     input_size: tuple[int, int] | None = None  # network H x W; None: the model's (trained / exported) size
     workspace_mib: int = 1024  # tensorrt builder workspace; keep small on a Jetson (shared memory)
     dla_core: int | None = None  # tensorrt on a Jetson Orin DLA core (fixed batch, fp16/int8)
+    # engines are built, then loaded and run once, in child processes first (engine_check):
+    # a compiled CPU build takes 1-2 min on 2 cores, a GPU or TensorRT build can take many
+    engine_build_timeout_s: float = 1200.0
+    engine_check_timeout_s: float = 120.0  # a fresh interpreter, imports, load, one inference

@@ -3,8 +3,11 @@
 ``auto`` order: ``tensorrt`` (TensorRT importable and a CUDA GPU), else
 ``compiled`` on a GPU, else ``onnxruntime``, else ``torch``. A backend that is
 usable but fails to open (an engine build error, a missing library) is logged
-and the next one is tried. Every step is recorded in ``Selection.notes`` so the
-node can put the reasons on /diagnostics.
+and the next one is tried. An engine is only loaded here once child processes
+have built it and run it against a reference (``engine_check``); one that
+crashed, hung or disagreed, now or in the verdict its cache recorded, is
+refused at once. Every step is recorded in ``Selection.notes`` so the node can
+put the reasons on /diagnostics.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Final
 from unimrseg_core.fingerprint import model_code_fingerprint
 from unimrseg_core.model.checkpoint import SHIPPED, read_metadata, sha256_file
 from unimrseg_core.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
+from unimrseg_core.runtime.engine_check import EngineRefusedError
 from unimrseg_core.runtime.options import BACKENDS, BackendOptions
 
 log = logging.getLogger(__name__)
@@ -149,6 +153,8 @@ def _open_tensorrt(options: BackendOptions) -> Backend:
         workspace_mib=options.workspace_mib,
         dla_core=options.dla_core,
         device=options.device or "cuda:0",
+        build_timeout_s=options.engine_build_timeout_s,
+        check_timeout_s=options.engine_check_timeout_s,
     )
 
 
@@ -167,6 +173,8 @@ def _open_compiled(options: BackendOptions) -> Backend:
         max_batch=options.max_batch,
         force_update=options.force_engine_update,
         input_size=options.input_size,
+        build_timeout_s=options.engine_build_timeout_s,
+        check_timeout_s=options.engine_check_timeout_s,
     )
 
 
@@ -216,6 +224,9 @@ def _first_that_opens(candidates: list[str], options: BackendOptions, notes: lis
             continue
         try:
             backend = OPENERS[candidate](options)
+        except EngineRefusedError as exc:  # its engine crashed, hung or disagreed in a child process
+            notes.append(f"{candidate}: refused: {exc}")
+            continue  # engine_check has logged it, with the child's last output
         except Exception as exc:  # any failure to open means: try the next backend
             notes.append(f"{candidate}: failed to open ({type(exc).__name__}: {exc})")
             log.warning("backend: %s", notes[-1])
@@ -234,6 +245,8 @@ def select_backend(name: str = "auto", options: BackendOptions | None = None) ->
     if name != "auto":
         try:
             backend = OPENERS[name](options)
+        except EngineRefusedError as exc:
+            raise BackendError(f"backend {name} refused its engine: {exc}") from exc
         except (ImportError, RuntimeError) as exc:  # a missing library, no GPU, a failed engine build
             raise BackendError(f"backend {name} cannot run here: {type(exc).__name__}: {exc}") from exc
         return Selection(backend, [f"{name}: chosen by name"])

@@ -9,27 +9,30 @@ CUDA binding package is needed.
 Flow: the ONNX is validated against the contract -> the engine cache is asked
 for an engine with this exact key (ONNX sha256, TensorRT version, GPU name and
 compute capability, precision, batch profile, H x W) -> on a miss (or
-``force_update``) the engine is built and stored with its sha256 sidecar -> the
-engine is deserialised and its I/O tensors are checked against the contract
-before the first inference.
+``force_update``) a child process builds the engine, which is stored with its
+sha256 sidecar -> unless its sidecar records a passed smoke test, a second child
+deserialises it, checks its I/O tensors against the contract and runs it once
+against ONNX Runtime on the CPU (``engine_check``) -> only then is it
+deserialised here. A builder or plan that crashes or hangs costs the child.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from unimrseg_core.modalities import INPUT_NAMES
-from unimrseg_core.runtime.backends import Feeds
+from unimrseg_core.runtime.backends import Feeds, OnnxRuntimeBackend
 from unimrseg_core.runtime.contract import OUTPUTS, read_onnx
 from unimrseg_core.runtime.device import device_identity
-from unimrseg_core.runtime.engine_cache import EngineCache, Lookup, atomic_write
+from unimrseg_core.runtime.engine_cache import EngineCache, atomic_write
+from unimrseg_core.runtime.engine_check import CheckLimits, EngineJob, SmokeTest, tolerance_for, vetted_engine
+from unimrseg_core.runtime.options import BackendOptions
 from unimrseg_core.runtime.tensorrt_plan import (
     ENGINE_SUFFIX,
     Binding,
@@ -41,6 +44,8 @@ from unimrseg_core.runtime.tensorrt_plan import (
 )
 
 log = logging.getLogger(__name__)
+
+Infer = Callable[[Feeds], tuple[np.ndarray, np.ndarray]]
 
 
 class EngineBuildError(RuntimeError):
@@ -149,69 +154,71 @@ def build_engine(
     return bytes(plan)
 
 
-class TensorRTBackend:
-    name = "tensorrt"
+def child_build(args: dict[str, Any]) -> bytes:
+    """``engine_child``'s build step: the plan for the job arguments ``TensorRTBackend`` makes."""
+    import torch
+
+    onnx_bytes, _ = read_onnx(args["onnx"])
+    if hashlib.sha256(onnx_bytes).hexdigest() != args["onnx_sha256"]:
+        raise ValueError(f"{args['onnx']} changed since its engine key was made")
+    device = torch.device(args["device"])
+    with torch.cuda.device(device):
+        return build_engine(
+            onnx_bytes,
+            precision=args["precision"],
+            batch=tuple(args["batch"]),
+            input_size=tuple(args["input_size"]),
+            cache_dir=Path(args["cache_dir"]),
+            workspace_mib=args["workspace_mib"],
+            dla_core=args["dla_core"],
+            device=device,
+        )
+
+
+def child_load(path: Path, args: dict[str, Any]) -> Infer:
+    """``engine_child``'s check step: deserialise the plan, return its numpy inference."""
+    engine = TensorRTEngine(
+        path.read_bytes(),
+        device=args["device"],
+        batch=tuple(args["batch"]),
+        input_size=tuple(args["input_size"]),
+        dla_core=args["dla_core"],
+    )
+    return engine.infer
+
+
+def onnxruntime_reference(onnx_path: Path) -> Infer:
+    """ONNX Runtime on the CPU, fp32: the reference every TensorRT precision must agree with."""
+    return lambda feeds: OnnxRuntimeBackend(onnx_path, device="cpu").infer(feeds)
+
+
+class TensorRTEngine:
+    """A deserialised plan, its I/O checked against the contract, with its context and stream."""
 
     def __init__(
         self,
-        onnx_path: str | Path,
+        plan: bytes,
         *,
-        cache_dir: str | Path,
-        precision: str = "fp16",
-        batch: tuple[int, int, int] = (1, 1, 4),
-        force_update: bool = False,
-        workspace_mib: int = 1024,
+        device: str,
+        batch: tuple[int, int, int],
+        input_size: tuple[int, int],
         dla_core: int | None = None,
-        device: str = "cuda:0",
     ) -> None:
         import tensorrt as trt
         import torch
 
-        if not torch.cuda.is_available():
-            raise RuntimeError("the tensorrt backend needs a CUDA GPU, and torch sees none")
-        check_engine_options(precision, batch, dla_core)
-        onnx_bytes, self.metadata = read_onnx(onnx_path)  # TensorRT parses the bytes that were validated
-        self.input_size = (int(self.metadata["input_size"][0]), int(self.metadata["input_size"][1]))
-        self.batch = batch
-        self.device = torch.device(device)
-        gpu, capability = device_identity(self.device)
-        self.key = engine_key(
-            hashlib.sha256(onnx_bytes).hexdigest(),
-            tensorrt_version=trt.__version__,
-            device_name=gpu if dla_core is None else f"{gpu} DLA{dla_core}",
-            compute_capability=capability,
-            precision=precision,
-            batch=batch,
-            input_size=self.input_size,
-        )
         self._torch = torch
-        cache = EngineCache(cache_dir, suffix=ENGINE_SUFFIX)
-        build = {
-            "precision": precision,
-            "batch": batch,
-            "input_size": self.input_size,
-            "cache_dir": cache.root,
-            "workspace_mib": workspace_mib,
-            "dla_core": dla_core,
-            "device": self.device,
-        }
+        self.device = torch.device(device)
+        self.batch = batch
+        self.input_size = input_size
         self._trt_logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._trt_logger)
         if dla_core is not None:
             self._runtime.DLA_core = dla_core
-        with torch.cuda.device(self.device):  # TensorRT builds and runs on the current device
-            found = cache.resolve(self.key, force_update=force_update)
-            self.built = found.path is None
-            plan = self._plan(cache, found, onnx_bytes, build)
+        with torch.cuda.device(self.device):  # TensorRT loads and runs on the current device
             self.engine = self._runtime.deserialize_cuda_engine(plan)
-            if self.engine is None and not self.built:  # verified but unloadable: rebuild once
-                log.warning("tensorrt engine: TensorRT cannot deserialise %s; rebuilding", self.path)
-                stale = Lookup(None, "cached engine cannot be deserialised")
-                plan = self._plan(cache, stale, onnx_bytes, build)
-                self.built = True
-                self.engine = self._runtime.deserialize_cuda_engine(plan)
             if self.engine is None:
-                raise EngineBuildError(f"TensorRT cannot deserialise the engine it just built ({self.path})")
+                raise EngineBuildError("TensorRT cannot deserialise the engine (see the TensorRT log above)")
             names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
             check_bindings(
                 [
@@ -227,19 +234,6 @@ class TensorRTBackend:
             )
             self.context = self.engine.create_execution_context()
             self.stream = torch.cuda.Stream(self.device)
-
-    def _plan(self, cache: EngineCache, found: Lookup, onnx_bytes: bytes, build: dict[str, Any]) -> bytes:
-        """The verified cached plan's bytes (hashed and loaded from the same read), or a new build."""
-        if found.path is not None:
-            log.info("tensorrt engine: %s (%s)", found.reason, found.path)
-            self.path = found.path
-            return found.path.read_bytes()
-        log.warning("tensorrt engine: %s", found.reason)
-        start = time.perf_counter()
-        plan = build_engine(onnx_bytes, **build)
-        self.path = cache.store(self.key, plan)
-        log.warning("tensorrt engine built in %.0f s: %s", time.perf_counter() - start, self.path)
-        return plan
 
     def run_device(self, *args: Any) -> tuple[Any, Any]:
         """Contiguous float32 tensors on ``self.device``, in INPUT_NAMES order -> outputs on the GPU."""
@@ -276,3 +270,78 @@ class TensorRTBackend:
         args = [torch.from_numpy(feeds[n]).to(self.device).contiguous() for n in INPUT_NAMES]
         seg, sal = self.run_device(*args)
         return seg.cpu().numpy(), sal.cpu().numpy()
+
+
+class TensorRTBackend:
+    name = "tensorrt"
+
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        *,
+        cache_dir: str | Path,
+        precision: str = "fp16",
+        batch: tuple[int, int, int] = (1, 1, 4),
+        force_update: bool = False,
+        workspace_mib: int = 1024,
+        dla_core: int | None = None,
+        device: str = "cuda:0",
+        build_timeout_s: float = BackendOptions.engine_build_timeout_s,
+        check_timeout_s: float = BackendOptions.engine_check_timeout_s,
+    ) -> None:
+        """Raises ``EngineRefusedError`` when the plan fails its build or smoke test (now or before)."""
+        import tensorrt as trt
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError("the tensorrt backend needs a CUDA GPU, and torch sees none")
+        check_engine_options(precision, batch, dla_core)
+        limits = CheckLimits(build_timeout_s, check_timeout_s)
+        onnx_path = Path(onnx_path).resolve()
+        onnx_bytes, self.metadata = read_onnx(onnx_path)
+        self.input_size = (int(self.metadata["input_size"][0]), int(self.metadata["input_size"][1]))
+        self.batch = batch
+        self.device = torch.device(device)
+        gpu, capability = device_identity(self.device)
+        onnx_sha256 = hashlib.sha256(onnx_bytes).hexdigest()
+        self.key = engine_key(
+            onnx_sha256,
+            tensorrt_version=trt.__version__,
+            device_name=gpu if dla_core is None else f"{gpu} DLA{dla_core}",
+            compute_capability=capability,
+            precision=precision,
+            batch=batch,
+            input_size=self.input_size,
+        )
+        cache = EngineCache(cache_dir, suffix=ENGINE_SUFFIX)
+        args = {
+            "onnx": str(onnx_path),
+            "onnx_sha256": onnx_sha256,
+            "precision": precision,
+            "batch": list(batch),
+            "input_size": list(self.input_size),
+            "cache_dir": str(cache.root),
+            "workspace_mib": workspace_mib,
+            "dla_core": dla_core,
+            "device": str(self.device),
+        }
+        job = EngineJob("tensorrt", f"{__name__}:child_build", f"{__name__}:child_load", args)
+        smoke = SmokeTest(
+            self.input_size,
+            min(max(2, batch[0]), batch[2]),
+            onnxruntime_reference(onnx_path),
+            "ONNX Runtime fp32 (cpu)",
+            tolerance_for(precision),
+        )
+        vetted = vetted_engine(cache, self.key, job, smoke, limits=limits, force_update=force_update)
+        self.path, self.built, self.check = vetted.path, vetted.built, vetted.check
+        self.engine = TensorRTEngine(
+            self.path.read_bytes(), device=device, batch=batch, input_size=self.input_size, dla_core=dla_core
+        )
+
+    def run_device(self, *args: Any) -> tuple[Any, Any]:
+        """Contiguous float32 tensors on ``self.device``, in INPUT_NAMES order -> outputs on the GPU."""
+        return self.engine.run_device(*args)
+
+    def infer(self, feeds: Feeds) -> tuple[np.ndarray, np.ndarray]:
+        return self.engine.infer(feeds)
