@@ -101,6 +101,7 @@ def _modality(modality: str) -> list[Param]:
 
 
 _THERMAL_DEFAULT = ThermalMapping()
+_BACKEND_DEFAULT = BackendOptions()
 
 PARAMS: Final[tuple[Param, ...]] = (
     # --- lifecycle
@@ -147,7 +148,31 @@ PARAMS: Final[tuple[Param, ...]] = (
         "this user only (it is created 0700); empty: $UNIMRSEG_CACHE or ~/.cache/unimrseg.",
         read_only=True,
     ),
-    Param("force_engine_update", False, "Rebuild the cached engine at configure even if it is valid."),
+    Param(
+        "force_engine_update",
+        False,
+        "Rebuild the cached engine at configure even if it is valid, and re-run its smoke test (also "
+        "retries an engine whose recorded smoke test or build failed).",
+    ),
+    Param(
+        "engine_build_timeout_seconds",
+        _BACKEND_DEFAULT.engine_build_timeout_s,
+        "An engine (TensorRT plan, compiled package) is built in a child process; one that takes longer "
+        "is killed, recorded as failed in its cache sidecar and not tried again until force_engine_update "
+        "(a compiled CPU build takes 1-2 min on 2 cores; GPU and TensorRT builds can take many).",
+        10.0,
+        86400.0,
+    ),
+    Param(
+        "engine_check_timeout_seconds",
+        _BACKEND_DEFAULT.engine_check_timeout_s,
+        "Before its first use an engine is loaded and run once in a child process against a reference "
+        "(eager torch / ONNX Runtime on the CPU); a crash, a mismatch or a check slower than this is "
+        "recorded in its sidecar and the engine refused (auto takes the next backend; the reason is on "
+        "/diagnostics).",
+        5.0,
+        3600.0,
+    ),
     Param(
         "fallback_after_failures",
         3,
@@ -470,6 +495,8 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
         device=values["device"] or None,
         precision="fp16" if values["fp16"] else "fp32",
         force_engine_update=bool(values["force_engine_update"]),
+        engine_build_timeout_s=float(values["engine_build_timeout_seconds"]),
+        engine_check_timeout_s=float(values["engine_check_timeout_seconds"]),
         threads=int(values["threads"]) or None,
         input_size=(height, width) if height else None,
     )

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def add_parser(groups: Any) -> None:
     from unimrseg_core.cli_types import parse_size
-    from unimrseg_core.runtime.options import BACKENDS, ENGINE_PRECISIONS, default_cache_dir
+    from unimrseg_core.runtime.options import BACKENDS, ENGINE_PRECISIONS, BackendOptions, default_cache_dir
 
     size_help = "network HEIGHTxWIDTH, multiples of 16 (default: the model's trained size)"
 
@@ -59,7 +59,26 @@ def add_parser(groups: Any) -> None:
         "--cache-dir", type=Path, default=default_cache_dir(), help="engine cache (default %(default)s)"
     )
     build.add_argument("--input-size", type=parse_size, help=size_help)
-    build.add_argument("--force", action="store_true", help="rebuild even if a matching engine is cached")
+    build.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild and re-check even if a matching engine (or a recorded failure) is cached",
+    )
+    defaults = BackendOptions()
+    build.add_argument(
+        "--build-timeout",
+        type=float,
+        default=defaults.engine_build_timeout_s,
+        help="seconds the build (in a child process) may take; a slower one is recorded as failed "
+        "(default %(default)s)",
+    )
+    build.add_argument(
+        "--check-timeout",
+        type=float,
+        default=defaults.engine_check_timeout_s,
+        help="seconds the smoke test (load and one inference, in a child process) may take "
+        "(default %(default)s)",
+    )
     build.set_defaults(func=run_engine_build, precision=None)
 
     infer = groups.add_parser("infer", help="segment image files outside ROS; writes the masks as PNG")
@@ -148,6 +167,8 @@ def run_engine_build(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         force_engine_update=args.force,
         input_size=args.input_size,
+        engine_build_timeout_s=args.build_timeout,
+        engine_check_timeout_s=args.check_timeout,
     )
     start = time.perf_counter()
     engine = select_backend(backend, options).backend
@@ -155,6 +176,7 @@ def run_engine_build(args: argparse.Namespace) -> int:
         "backend": engine.name,
         "engine": str(engine.path),  # type: ignore[attr-defined]
         "built": engine.built,  # type: ignore[attr-defined]
+        "check": engine.check.summary,  # type: ignore[attr-defined]
         "seconds": round(time.perf_counter() - start, 1),
         "key": engine.key.as_json(),  # type: ignore[attr-defined]
     }
