@@ -149,6 +149,8 @@ def test_compiled_engine_matches_torch_at_any_batch(compiled, tiny_checkpoint):
     from unimrseg_core.runtime.backends import TorchBackend
 
     assert compiled.built
+    assert compiled.check.passed  # built and smoke-tested in child processes first (engine_check)
+    assert compiled.check.figures["label_agreement"] >= 0.999
     reference = TorchBackend(tiny_checkpoint)
     feeds = _feeds(tuple(compiled.metadata["input_size"]), scenes=3)
     for batch in (1, 3):
@@ -171,6 +173,7 @@ def test_compiled_engine_is_reused_then_rebuilt_when_stale_or_tampered(
     again = CompiledBackend(tiny_checkpoint, cache_dir=compiled_cache, max_batch=4)
     assert not again.built
     assert again.path == compiled.path
+    assert again.check == compiled.check  # the sidecar's verdict: no child process this time
 
     # the package bytes change on disk: refused with the reason, rebuilt from the checkpoint
     with compiled.path.open("r+b") as f:
@@ -206,6 +209,7 @@ def test_cli_engine_build_reuses_the_cached_engine(compiled, tiny_checkpoint, co
     summary = json.loads(capsys.readouterr().out)
     assert summary["backend"] == "compiled"
     assert summary["built"] is False
+    assert summary["check"].startswith("smoke test passed against eager torch fp32 (cpu)")
     assert summary["key"]["model_sha256"] == sha256_file(tiny_checkpoint)
     assert main([*args, "--int8"]) == 2
     assert "the compiled engine's precision is one of" in capsys.readouterr().err
