@@ -115,8 +115,9 @@ PARAMS: Final[tuple[Param, ...]] = (
     Param(
         "backend",
         "auto",
-        "Inference backend. auto: tensorrt (TensorRT and a GPU), else compiled (GPU), else onnxruntime, "
-        "else torch; the choice and the reasons are on /diagnostics.",
+        "Inference backend. auto: tensorrt (TensorRT and a GPU), else compiled (GPU), else torch then "
+        "onnxruntime on a GPU, onnxruntime then torch on a CPU; the choice and the reasons are on "
+        "/diagnostics.",
         choices=BACKENDS,
     ),
     Param(
@@ -177,12 +178,19 @@ PARAMS: Final[tuple[Param, ...]] = (
         "fallback_after_failures",
         3,
         "When the backend fails this many frames in a row at runtime (an engine error, CUDA out of "
-        "memory), open the next backend of the auto order (tensorrt, compiled, onnxruntime, torch) and go "
-        "on; the switch is on /diagnostics. 0: never switch.",
+        "memory), open the next backend of the auto order (tensorrt, compiled, torch, onnxruntime on a "
+        "GPU) and go on; the switch is on /diagnostics. 0: never switch.",
         0,
         1000,
     ),
-    Param("fp16", True, "GPU engines (tensorrt, compiled) in FP16; false: FP32. CPU backends run FP32."),
+    Param("fp16", True, "GPU backends (tensorrt, compiled, torch) in FP16; false: FP32. CPUs run FP32."),
+    Param(
+        "cuda_graphs",
+        True,
+        "On a CUDA backend, resize, normalisation, the network, argmax and the masks run on the GPU as one "
+        "CUDA graph per image-size combination (a few launches per frame instead of hundreds); false: the "
+        "same device stages without graphs (for debugging).",
+    ),
     Param("device", "", "cpu, cuda or cuda:N; empty: cuda when available (onnxruntime: cpu unless asked)."),
     Param(
         "threads",
@@ -494,6 +502,7 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
         else default_cache_dir(),
         device=values["device"] or None,
         precision="fp16" if values["fp16"] else "fp32",
+        cuda_graphs=bool(values["cuda_graphs"]),
         force_engine_update=bool(values["force_engine_update"]),
         engine_build_timeout_s=float(values["engine_build_timeout_seconds"]),
         engine_check_timeout_s=float(values["engine_check_timeout_seconds"]),

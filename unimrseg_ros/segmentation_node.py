@@ -145,7 +145,7 @@ class SegmentationNode(LifecycleNode):
             max_failures=config.fallback_after_failures,
             on_switch=self._on_backend_switch,
         )
-        self._segmenter = Segmenter(self._backend)
+        self._segmenter = Segmenter(self._backend, cuda_graphs=config.backend_options.cuda_graphs)
         h, w = self._segmenter.input_size
         self.get_logger().info(
             f"model loaded: backend {selection.backend.name} ({'; '.join(selection.notes)}), input {h}x{w}"

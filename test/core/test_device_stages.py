@@ -133,3 +133,13 @@ def test_a_failing_backend_under_the_segmenter_fails_over(backend, scenes, tmp_p
 def test_cuda_graphs_need_a_cuda_device():
     with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
         GraphedFunction(lambda x: (x,), torch.device("cpu"))
+
+
+def test_auto_prefers_torch_on_the_gpu_to_onnxruntime_on_its_cpu_provider():
+    from unimrseg_core.runtime.selection import auto_order
+
+    gpu = auto_order(BackendOptions(device="cuda"))
+    cpu = auto_order(BackendOptions(device="cpu"))
+    assert gpu.index("torch") < gpu.index("onnxruntime")
+    assert cpu.index("onnxruntime") < cpu.index("torch")
+    assert gpu[:2] == cpu[:2] == ["tensorrt", "compiled"]

@@ -42,7 +42,8 @@ class BackendOptions:
     onnx: Path | None = None
     cache_dir: Path = field(default_factory=default_cache_dir)
     device: str | None = None  # None: cuda when torch sees a GPU, else cpu
-    precision: str = "fp16"  # GPU engines (tensorrt, compiled); CPU engines run fp32
+    precision: str = "fp16"  # on a GPU (tensorrt, compiled, torch); CPU backends run fp32
+    cuda_graphs: bool = True  # Segmenter: device stages of a CUDA backend replayed from CUDA graphs
     max_batch: int = 4
     force_engine_update: bool = False
     threads: int | None = None  # onnxruntime intra-op threads; None: all cores this process may use

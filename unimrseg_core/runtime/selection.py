@@ -1,7 +1,8 @@
 """Pick and open a backend by name; ``auto`` takes the fastest one this machine can run, and says why.
 
 ``auto`` order: ``tensorrt`` (TensorRT importable and a CUDA GPU), else
-``compiled`` on a GPU, else ``onnxruntime``, else ``torch``. A backend that is
+``compiled`` on a GPU, else on a GPU ``torch`` then ``onnxruntime``, on a CPU
+``onnxruntime`` then ``torch`` (``auto_order``). A backend that is
 usable but fails to open (an engine build error, a missing library) is logged
 and the next one is tried. An engine is only loaded here once child processes
 have built it and run it against a reference (``engine_check``); one that
@@ -187,7 +188,10 @@ def _open_torch(options: BackendOptions) -> Backend:
     checkpoint, _ = _files(options)
     if checkpoint is None:
         raise ValueError("the torch backend runs a checkpoint (.pt); only an ONNX model was given")
-    return TorchBackend(checkpoint, device=device_for(options), input_size=options.input_size)
+    device = device_for(options)
+    return TorchBackend(
+        checkpoint, device=device, input_size=options.input_size, precision=precision_for(options, device)
+    )
 
 
 OPENERS: Final[dict[str, Callable[[BackendOptions], Backend]]] = {
@@ -213,6 +217,14 @@ def _usable(name: str, options: BackendOptions) -> str | None:
     if name == "torch" and checkpoint is None:
         return "torch: needs a checkpoint, only an ONNX model was given"
     return None
+
+
+def auto_order(options: BackendOptions) -> list[str]:
+    """The order ``auto`` tries: on a CUDA device eager torch (under CUDA graphs in the Segmenter)
+    before ONNX Runtime's CPU provider, which is tens of times slower there; on a CPU the reverse."""
+    if device_for(options).startswith("cuda"):
+        return ["tensorrt", "compiled", "torch", "onnxruntime"]
+    return ["tensorrt", "compiled", "onnxruntime", "torch"]
 
 
 def _first_that_opens(candidates: list[str], options: BackendOptions, notes: list[str]) -> Selection:
@@ -250,13 +262,13 @@ def select_backend(name: str = "auto", options: BackendOptions | None = None) ->
         except (ImportError, RuntimeError) as exc:  # a missing library, no GPU, a failed engine build
             raise BackendError(f"backend {name} cannot run here: {type(exc).__name__}: {exc}") from exc
         return Selection(backend, [f"{name}: chosen by name"])
-    return _first_that_opens(list(OPENERS), options, [])
+    return _first_that_opens(auto_order(options), options, [])
 
 
 def next_backend(failed: str, options: BackendOptions, reason: str) -> Selection:
     """The backend that takes over when ``failed`` breaks at runtime: the next of the ``auto`` order
-    that opens here (e.g. compiled -> onnxruntime -> torch). BackendError when none does."""
-    order = list(OPENERS)
+    that opens here (e.g. compiled -> torch -> onnxruntime on a GPU). BackendError when none does."""
+    order = auto_order(options)
     if failed not in order:
         raise ValueError(f"unknown backend {failed!r}")
     return _first_that_opens(order[order.index(failed) + 1 :], options, [f"{failed}: {reason}"])

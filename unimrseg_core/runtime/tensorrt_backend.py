@@ -274,6 +274,9 @@ class TensorRTEngine:
 
 class TensorRTBackend:
     name = "tensorrt"
+    # its run synchronises its own stream, which a CUDA graph capture forbids: the Segmenter runs
+    # its device stages around it without a graph (TensorRT's kernels are already fused)
+    graph_safe = False
 
     def __init__(
         self,
