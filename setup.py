@@ -18,6 +18,9 @@ setup(
         (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml") + glob("config/*.xml"))),
     ],
     install_requires=["setuptools"],
+    # the floor the core supports (the GPU image's torch); the lock (constraints.txt) pins 2.13 CPU.
+    # An extra, not install_requires: colcon's setup.py develop must not try to fetch torch.
+    extras_require={"model": ["torch>=2.11"]},
     zip_safe=False,
     maintainer="UniMRSeg-ROS maintainers",
     maintainer_email="maintainers@unimrseg-ros.org",

@@ -84,10 +84,10 @@ def test_a_new_shape_captures_a_new_graph_and_old_ones_replay(held_out):
     assert graphed._device_stages(backend).graphs.captures == 1 + len(SIZES) - 1  # 240x320 was first
 
 
-def test_compiled_under_cuda_graphs_matches_eager_fp32(tmp_path, held_out, eager_fp32):
+def test_compiled_under_cuda_graphs_matches_eager_fp32(engine_cache, held_out, eager_fp32):
     from unimrseg_core.runtime.compiled import CompiledBackend
 
-    engine = CompiledBackend(SHIPPED, cache_dir=tmp_path, device="cuda", precision="fp16")
+    engine = CompiledBackend(SHIPPED, cache_dir=engine_cache, device="cuda", precision="fp16")
     agreement, miou_drop = _compare(Segmenter(engine, cuda_graphs=True), eager_fp32, held_out)
     assert agreement >= 0.995, agreement
     assert miou_drop <= 0.005, miou_drop
