@@ -77,6 +77,9 @@ def test_shipped_config_loads_and_lists_every_option() -> None:
         ({"method": "magic"}, "method must be one of"),
         ({"device": "tpu"}, "device must be"),
         ({"data": {"mode": "stream"}}, "data.mode"),
+        ({"data": {"loader": "magic"}}, "data.loader must be one of"),
+        ({"data": {"pool_device_gib": -1}}, "pool_device_gib"),
+        ({"data": {"pool_device_gib": "lots"}}, "pool_device_gib"),
         ({"stages": {s: {"steps": 0} for s in ("stage1", "stage2", "stage3")}}, "no training steps"),
         ({"stages": {"stage1": {"lr": 0}}}, "lr > 0"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
@@ -593,6 +596,19 @@ def test_interrupted_run_resumes_to_the_same_model(
     assert [r["loss"] for r in mine] == [r["loss"] for r in theirs]
     final, expected = _state(out / "model.pt"), _state(reference / "model.pt")
     assert final.keys() == expected.keys()
+    assert all(torch.equal(final[k], expected[k]) for k in expected)
+
+
+def test_the_dataloader_path_trains_the_same_model(full_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """``data.loader: dataloader`` (workers decoding PNGs) instead of the default tensor pool: the
+    same batches, so on the CPU the same losses and bit-identical weights."""
+    config, reference = full_run
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["loader"] = "dataloader"
+    out = tmp_path / "run"
+    assert _train(_write(tmp_path / "dl.yaml", raw | {"out_dir": str(out)})) == 0
+    assert [r["loss"] for r in _rows(out)] == [r["loss"] for r in _rows(reference)]
+    final, expected = _state(out / "model.pt"), _state(reference / "model.pt")
     assert all(torch.equal(final[k], expected[k]) for k in expected)
 
 

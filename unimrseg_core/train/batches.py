@@ -23,6 +23,7 @@ they give the same batches.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import shutil
 from collections.abc import Iterator
@@ -59,17 +60,23 @@ def pool_dir(cfg: DataConfig) -> Path:
 
 
 def ensure_pool(cfg: DataConfig, progress: bool = True) -> Path:
-    """Render the cached pool if it is not there yet (atomically: a torn pool is never used)."""
+    """Render the cached pool if it is not there yet (atomically: a torn pool is never used; under
+    a lock: trainers started side by side, as scripts/train_models.sh does, render it once)."""
     root = pool_dir(cfg)
     if (root / "metadata.json").is_file():
         return root
-    tmp = root.with_name(root.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    log.info("rendering %d training scenes into %s", cfg.scenes, root)
-    write_dataset(
-        tmp, cfg.scenes, seed=cfg.seed, size=cfg.size, workers=max(cfg.workers, 1), progress=progress
-    )
-    tmp.rename(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with root.with_name(root.name + ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if (root / "metadata.json").is_file():  # rendered while this process waited
+            return root
+        tmp = root.with_name(root.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.info("rendering %d training scenes into %s", cfg.scenes, root)
+        write_dataset(
+            tmp, cfg.scenes, seed=cfg.seed, size=cfg.size, workers=max(cfg.workers, 1), progress=progress
+        )
+        tmp.rename(root)
     return root
 
 

@@ -238,21 +238,21 @@ class Trainer:
             writer.writerow(row)
 
     # ------------------------------------------------------------------ phases
-    def _trainable(self, phase: str) -> list[torch.nn.Parameter]:
-        net = self.model.net
+    def set_phase(self, phase: str) -> list[torch.nn.Parameter]:
+        """Freeze what ``phase`` does not train, set train/eval modes; returns its trainable parameters.
+        Stage 3 freezes the encoder (weights and BatchNorm statistics stay as stage 2 left them);
+        only stage 2 trains the projection head."""
         frozen = phase == "stage3"
-        for module in net.encoder_modules():
+        for module in self.model.net.encoder_modules():
             for p in module.parameters():
                 p.requires_grad_(not frozen)
         for p in self.model.projection.parameters():
             p.requires_grad_(phase == "stage2")
-        return [p for p in self.model.parameters() if p.requires_grad]
-
-    def _train_mode(self, phase: str) -> None:
         self.model.train()
-        if phase == "stage3":  # frozen encoder: its BatchNorm statistics stay as stage 2 left them
+        if frozen:
             for module in self.model.net.encoder_modules():
                 module.eval()
+        return [p for p in self.model.parameters() if p.requires_grad]
 
     def _optimizer(self, name: str, stage: StageConfig, params: list[torch.nn.Parameter]) -> tuple:
         """AdamW for this phase and its first step: restored from ``state.pt`` when resuming it."""
@@ -290,11 +290,10 @@ class Trainer:
 
     def run_phase(self, index: int, name: str, stage: StageConfig) -> None:
         cfg = self.cfg
-        params = self._trainable(name)
+        params = self.set_phase(name)
         optimizer, start = self._optimizer(name, stage, params)
         model = self._parallel()
         step_fn = STEPS[name]
-        self._train_mode(name)
         bar = tqdm(total=stage.steps, initial=start, desc=name, unit="step", disable=not self.progress)
         tick, checked = time.perf_counter(), start
         finite = torch.ones((), dtype=torch.bool, device=self.device)
