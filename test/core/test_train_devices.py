@@ -7,8 +7,10 @@ generator stays on the CPU, as on a GPU machine, and ``DeviceChecks`` (a dispatc
 mode, so it sees the backward's and the optimiser's aten ops too) fails any op whose
 tensor arguments are on two devices. A 0-dim CPU tensor is legal next to any device
 (torch reads it as a scalar; AdamW keeps its step counts so), and copies between
-devices are what moving is. It also fails a CPU tensor as large as an image plane:
-the CPU may draw small masks, but nothing image-sized should be made there.
+devices are what moving is, if they do not block: a blocking copy from the CPU makes
+the host wait for the GPU every step. It also fails a CPU tensor as large as an
+image plane: the CPU may draw small masks, but nothing image-sized should be made
+there.
 """
 
 from __future__ import annotations
@@ -59,11 +61,20 @@ class DeviceChecks(TorchDispatchMode):
         if len(devices) > 1 and func not in TRANSFERS:
             shapes = [(tuple(t.shape), str(t.device)) for t in tensors]
             raise DeviceMixingError(f"{func} mixes devices {sorted(map(str, devices))}: {shapes}")
+        if func == aten._to_copy.default and _host_to_device(args[0], kwargs):
+            raise DeviceMixingError(f"blocking copy of a {tuple(args[0].shape)} CPU tensor to the device")
         out = func(*args, **kwargs)
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.numel() >= self.largest_cpu:
                 raise DeviceMixingError(f"{func} made a CPU tensor of shape {tuple(t.shape)}")
         return out
+
+
+def _host_to_device(source: torch.Tensor, kwargs: dict) -> bool:
+    """A copy from the CPU to another device that makes the host wait (``non_blocking`` not set)."""
+    target = kwargs.get("device")
+    leaves_cpu = source.device.type == "cpu" and target is not None and torch.device(target).type != "cpu"
+    return leaves_cpu and not kwargs.get("non_blocking", False)
 
 
 def _config(method: str) -> TrainConfig:
@@ -118,13 +129,16 @@ def test_a_training_step_keeps_every_op_on_the_batch_device(method: str, phase: 
 
 
 def test_the_checks_catch_a_cpu_tensor_meeting_a_device_tensor() -> None:
-    """The mode fails the very mix CUDA fails on (a CPU mask applied to device images), and lets
-    a 0-dim CPU scalar through, as torch does."""
+    """The mode fails the very mix CUDA fails on (a CPU mask applied to device images) and a
+    blocking copy to the device, and lets a 0-dim CPU scalar through, as torch does."""
     images = torch.ones(B, 3, H, W, device=DEVICE)
     with DeviceChecks(largest_cpu=H * W):
         _ = images * torch.tensor(2.0)
         with pytest.raises(DeviceMixingError, match="mixes devices"):
             _ = images * torch.ones(B, 1, 1, 1)
+        _ = torch.ones(B, 3).to(DEVICE, non_blocking=True)
+        with pytest.raises(DeviceMixingError, match="blocking copy"):
+            _ = torch.ones(B, 3).to(DEVICE)
 
 
 def test_the_same_step_on_the_cpu_is_finite_and_drawn_alike() -> None:

@@ -22,8 +22,9 @@ def normalize_tensor(modality: str, image: torch.Tensor) -> torch.Tensor:
     """
     norm = NORMALIZATION[modality]
     x = image.float()
+    # a 0-dim CPU tensor reaches a CUDA kernel as a scalar argument: no copy, no wait for the GPU
     scale = torch.tensor(1.0 / (norm.high - norm.low), dtype=torch.float32)
-    out = ((x - norm.low) * scale.to(x.device)).clamp_(0.0, 1.0)
+    out = ((x - norm.low) * scale).clamp_(0.0, 1.0)
     if image.is_floating_point():
         out = torch.where(torch.isfinite(x), out, torch.zeros((), device=x.device))
     return out

@@ -6,9 +6,9 @@ draws from the given ``torch.Generator``, so a step's damage is reproducible.
 
 Devices: the draws are made on the step's CPU generator and the small results (a
 ``[B, 3]`` mask, the ``[B, 3, H/16, W/16]`` patch cells) are moved to ``device``
-once, where they are expanded and applied. So a step damages its batch the same
-way on every device and whatever CUDA's generator does, and no image-sized tensor
-is ever made on the CPU.
+once (``devices.to_device``: pinned, non-blocking), where they are expanded and
+applied. So a step damages its batch the same way on every device and whatever
+CUDA's generator does, and no image-sized tensor is ever made on the CPU.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from unimrseg_core.modalities import COMBINATIONS, MODALITIES
+from unimrseg_core.train.devices import to_device
 
 Batch = dict[str, torch.Tensor]
 
@@ -29,7 +30,7 @@ def random_combinations(
 ) -> torch.Tensor:
     """``[B, 3]`` masks, each row one of the 7 non-empty combinations, uniformly."""
     rows = torch.randint(len(COMBINATIONS), (batch_size,), generator=gen)
-    return COMBINATION_MASKS[rows].to(device)
+    return to_device(COMBINATION_MASKS[rows], device)
 
 
 def cycled_combinations(
@@ -37,7 +38,7 @@ def cycled_combinations(
 ) -> torch.Tensor:
     """``[B, 3]``: all 7 combinations in turn from a random offset, so every batch covers them evenly."""
     start = int(torch.randint(len(COMBINATIONS), (1,), generator=gen))
-    return COMBINATION_MASKS[(torch.arange(batch_size) + start) % len(COMBINATIONS)].to(device)
+    return to_device(COMBINATION_MASKS[(torch.arange(batch_size) + start) % len(COMBINATIONS)], device)
 
 
 def keep_k_masks(
@@ -52,7 +53,7 @@ def keep_k_masks(
         keep = torch.randperm(m, generator=gen)[:k]
         mask[b] = 0.0
         mask[b, keep] = 1.0
-    return mask.to(device)
+    return to_device(mask, device)
 
 
 def apply_mask(inputs: Batch, mask: torch.Tensor) -> Batch:
@@ -82,7 +83,7 @@ def patch_masks(
     gh, gw = -(-height // patch), -(-width // patch)
     cells = (torch.rand(batch_size, m, gh, gw, generator=gen) >= ratio).float()
     order = torch.argsort(torch.rand(batch_size, m, generator=gen), dim=1)
-    cells = torch.gather(cells, 1, order[:, :, None, None].expand_as(cells)).to(device)
+    cells = to_device(torch.gather(cells, 1, order[:, :, None, None].expand_as(cells)), device)
     full = cells.repeat_interleave(patch, 2).repeat_interleave(patch, 3)
     return full[:, :, :height, :width]
 

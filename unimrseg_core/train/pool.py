@@ -32,6 +32,7 @@ import torch
 from unimrseg_core.data.disk import DEPTH_PER_METRE, THERMAL_PER_KELVIN, GeneratedDataset, read_scene
 from unimrseg_core.data.tensor_ops import normalize_tensor
 from unimrseg_core.modalities import MODALITIES
+from unimrseg_core.train.devices import to_device
 
 if TYPE_CHECKING:
     from unimrseg_core.train.batches import Crops
@@ -135,14 +136,14 @@ class TensorPool:
         if crops.scene is None:
             raise ValueError("pool crops must name their scenes")
         plan = np.stack([crops.scene, crops.y, crops.x, crops.flip]).astype(np.int64)
-        s, top, left, mirrored = torch.from_numpy(plan).to(self.storage)  # one small copy
+        s, top, left, mirrored = to_device(torch.from_numpy(plan), self.storage)  # one small copy
         ch, cw = crops.size
         rows = top[:, None] + torch.arange(ch, device=self.storage)
         ahead = torch.arange(cw, device=self.storage)
         cols = left[:, None] + torch.where(mirrored[:, None] > 0, cw - 1 - ahead, ahead)
         raw = {k: _gather(a, s, rows, cols) for k, a in self.arrays.items()}
         if self.storage != self.device:
-            raw = {k: t.pin_memory().to(self.device, non_blocking=True) for k, t in raw.items()}
+            raw = {k: to_device(t, self.device) for k, t in raw.items()}
         return _tensors(raw)
 
 
