@@ -106,11 +106,11 @@ def bench_node(seconds: float, rate: float, domain_id: int) -> dict[str, Any]:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from unimrseg_ros import topics
+    from unimrseg_core import topics
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_node_"))
     child_env = {**os.environ, **env}
-    node_cmd = [str(Path(sys.prefix) / "bin" / "unimrseg_node"), "--ros-args", "--params-file"]
+    node_cmd = [str(Path(sys.prefix) / "bin" / topics.NODE_NAME), "--ros-args", "--params-file"]
     procs = {"node": start([*node_cmd, str(REPO / "config" / "unimrseg.yaml")], child_env, tmp / "node.log")}
     for m in ENCODINGS:
         cmd = [

@@ -71,6 +71,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, environment
 
+from unimrseg_core import topics
 from unimrseg_core.faults import KINDS, Fault, FaultSchedule
 from unimrseg_core.modalities import MODALITIES
 
@@ -329,7 +330,6 @@ class Collector:
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
 
-        from unimrseg_ros import topics
         from unimrseg_ros.cdr_header import cdr_stamp_ns
 
         self._stamp = cdr_stamp_ns
@@ -491,7 +491,7 @@ def run_soak(args: argparse.Namespace, logs: Path, domain_id: int) -> RunData:
     schedule = repeated(cycle, seconds + cycle_s(cycle))
     schedule_file = schedule.save(logs / "faults_soak.yaml")
     env = ros_env(domain_id)
-    injected = {f"{m}/image": f"injected/{m}/image" for m in MODALITIES}
+    injected = {topics.INPUTS[m]: f"injected/{topics.INPUTS[m]}" for m in MODALITIES}
     node_params = {
         "input_height": args.input[0],
         "input_width": args.input[1],
@@ -503,7 +503,7 @@ def run_soak(args: argparse.Namespace, logs: Path, domain_id: int) -> RunData:
     sampler: Sampler | None = None
     try:
         children.start(
-            "node", [str(bin_dir / "unimrseg_node"), *ros_args(node_params, injected, CONFIG)], env
+            "node", [str(bin_dir / topics.NODE_NAME), *ros_args(node_params, injected, CONFIG)], env
         )
         for m in MODALITIES:
             sim = [sys.executable, str(SIM), "--modality", m, "--events", str(logs / f"sim_{m}.jsonl")]
@@ -517,9 +517,9 @@ def run_soak(args: argparse.Namespace, logs: Path, domain_id: int) -> RunData:
             if time.monotonic() > deadline:
                 raise RunError(f"unimrseg_node silent for {args.ready_timeout:g} s: {children.tail('node')}")
             time.sleep(0.2)
-        remaps = {f"in/{m}/image": f"{m}/image" for m in MODALITIES} | injected
+        remaps = {topics.INJECTOR_INPUTS[m]: topics.INPUTS[m] for m in MODALITIES} | injected
         params = {"schedule_file": schedule_file, "schedule_start": "first_message"}
-        children.start("injector", [str(bin_dir / "unimrseg_fault_injector"), *ros_args(params, remaps)], env)
+        children.start("injector", [str(bin_dir / topics.INJECTOR_NODE_NAME), *ros_args(params, remaps)], env)
         sampler = Sampler({name: proc.pid for name, proc in children.procs.items()})
         sampler.start()
         deadline = time.monotonic() + 60
@@ -1005,7 +1005,7 @@ def plot(payload: dict[str, Any], path: Path) -> None:
         for w in payload["schedule"]["windows"]:
             ax.axvspan(w["start_s"] / 60, w["end_s"] / 60, color="tab:red", alpha=0.12, lw=0)
         ax.grid(alpha=0.3)
-    axes[0].plot(t, arr("node_rss_mb"), color="tab:blue", label="unimrseg_node")
+    axes[0].plot(t, arr("node_rss_mb"), color="tab:blue", label=topics.NODE_NAME)
     axes[0].plot(t, arr("injector_rss_mb"), color="tab:gray", ls="--", label="fault injector")
     axes[0].set_ylabel("RSS (MB)")
     axes[0].legend(loc="center right", fontsize=8)

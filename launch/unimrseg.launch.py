@@ -32,7 +32,7 @@ def generate_launch_description() -> Any:
     from launch_ros.parameter_descriptions import ParameterValue
     from launch_ros.substitutions import FindPackageShare
 
-    from unimrseg_ros.topics import INPUTS, NODE_NAME  # the one place topic and node names live
+    from unimrseg_core.topics import INPUTS, NODE_NAME  # the one place topic and node names live
 
     args = [
         DeclareLaunchArgument("namespace", default_value="", description="Node namespace."),

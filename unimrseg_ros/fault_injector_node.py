@@ -48,12 +48,12 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from unimrseg_core import topics
 from unimrseg_core.faults import Fault, FaultError, FaultInjector, FaultSchedule
 from unimrseg_core.faults.live import LiveFaults
 from unimrseg_core.image_msg import ImageMsgError, decode, fill_msg
 from unimrseg_core.modalities import MODALITIES
 from unimrseg_ros import injector_parameters as params
-from unimrseg_ros import topics
 from unimrseg_ros.cdr_header import cdr_stamp_ns, with_cdr_stamp
 from unimrseg_ros.parameters import QosSettings
 from unimrseg_ros.qos import LATCHED, profile

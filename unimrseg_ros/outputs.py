@@ -21,10 +21,10 @@ from typing import Any
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from unimrseg_core import topics
 from unimrseg_core.image_msg import fill_msg
 from unimrseg_core.modalities import CLASSES, IGNORE_INDEX, MODALITIES, colorize
 from unimrseg_core.runtime.segmenter import Segmentation, saliency_mono8
-from unimrseg_ros import topics
 
 __all__ = ["LABELS_FORMAT", "image_message", "labels_message", "saliency_mono8"]
 
@@ -32,7 +32,7 @@ LABELS_FORMAT = "unimrseg-labels/1"
 
 
 def image_message(topic: str, segmentation: Segmentation, header: object) -> Image:
-    """The Image for one output ``topic`` (a name from :mod:`unimrseg_ros.topics`)."""
+    """The Image for one output ``topic`` (a name from :mod:`unimrseg_core.topics`)."""
     if topic == topics.CLASS_MASK:
         return fill_msg(Image(), segmentation.class_ids, "mono8", header=header)
     if topic == topics.COLORED_MASK:

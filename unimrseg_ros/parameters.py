@@ -30,8 +30,8 @@ from unimrseg_core.modalities import MODALITIES
 from unimrseg_core.pipeline import DEFAULT_POLL_RATE_HZ
 from unimrseg_core.runtime.options import BACKENDS, SHIPPED_WEIGHTS_DIR, BackendOptions, default_cache_dir
 from unimrseg_core.sync import SyncConfig
+from unimrseg_core.topics import NODE_NAME
 from unimrseg_core.trust import UntrustedPathError, confined
-from unimrseg_ros.topics import NODE_NAME
 
 __all__ = [
     "PARAMS",

@@ -4,7 +4,7 @@ With ROS 2 security enforced (RELIABILITY.md, "Running with SROS2"), a signed pe
 made from this policy lets the node's enclave subscribe to the three cameras and publish its
 outputs and nothing else. No other participant can publish fake masks under its name, and only
 enclaves the robot's keystore trusts can set its parameters or drive its lifecycle. The
-policy is generated from :mod:`unimrseg_ros.topics`, so it cannot drift from the node's
+policy is generated from :mod:`unimrseg_core.topics`, so it cannot drift from the node's
 names; a test checks it against the entities of a running node.
 
     python -m unimrseg_ros.security > config/sros2_policy.xml
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Final
 from xml.etree import ElementTree as ET
 
-from unimrseg_ros import topics
+from unimrseg_core import topics
 
 __all__ = ["ENCLAVE", "PUBLISHES", "REPLIES", "SUBSCRIBES", "policy_xml"]
 

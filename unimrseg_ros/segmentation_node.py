@@ -42,6 +42,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 
+from unimrseg_core import topics
 from unimrseg_core.health import HealthState
 from unimrseg_core.image_msg import ImageMsgError, decode
 from unimrseg_core.modalities import MODALITIES
@@ -53,7 +54,7 @@ from unimrseg_core.runtime.latest_worker import LatestWorker
 from unimrseg_core.runtime.segmenter import Segmenter
 from unimrseg_core.runtime.selection import select_backend
 from unimrseg_core.sync import NO_MESSAGE, Frame
-from unimrseg_ros import parameters, topics
+from unimrseg_ros import parameters
 from unimrseg_ros.diagnostics import (
     InferenceReport,
     SensorReport,

@@ -15,8 +15,6 @@ from rosbags.rosbag2 import Reader
 from unimrseg_core.bags import FAULTS_SIDECAR, make_bag
 from unimrseg_core.bags.messages import stamp_to_ns, typestore
 from unimrseg_core.bags.topics import (
-    FAULT_EVENTS,
-    FAULT_TIMELINE,
     GROUND_TRUTH,
     IMAGE_TYPE,
     SENSORS,
@@ -28,6 +26,7 @@ from unimrseg_core.data.sequence import SequenceGenerator
 from unimrseg_core.faults import Fault, FaultSchedule
 from unimrseg_core.image_msg import decode
 from unimrseg_core.modalities import MODALITIES
+from unimrseg_core.topics import FAULT_EVENTS, FAULT_TIMELINE
 
 SIZE = (64, 96)
 RATE = 10.0
@@ -228,9 +227,3 @@ def test_cli_makes_a_bag_and_rejects_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["bag", "make", "--out", str(tmp_path / "b3"), "--rate", "0"])
     assert info.value.code == 2
-
-
-def test_topic_names_match_the_node():
-    topics = pytest.importorskip("unimrseg_ros.topics")  # ROS-free module of the ROS package
-    assert {m: t.topic for m, t in SENSORS.items()} == dict(topics.INPUTS)
-    assert tuple(SENSORS) == MODALITIES

@@ -198,7 +198,7 @@ class Listener:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
-        from unimrseg_ros import topics
+        from unimrseg_core import topics
 
         self._lock = threading.Lock()
         namespace = self.namespace or None

@@ -221,7 +221,7 @@ def in_process(context: Any, **overrides: Any) -> Iterator[InProcess]:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from unimrseg_ros import topics
+    from unimrseg_core import topics
     from unimrseg_ros.segmentation_node import SegmentationNode
 
     params = [Parameter("autostart", value=False), *(Parameter(k, value=v) for k, v in overrides.items())]
@@ -441,7 +441,7 @@ class NodeRig:
 
     def fresh_node(self, *ros_args: str, timeout: float = 90.0) -> Process:
         """Stop the running node, start another and wait until it publishes masks."""
-        from unimrseg_ros import topics
+        from unimrseg_core import topics
 
         if self.node is not None:
             self.node.stop()
@@ -527,11 +527,11 @@ def offline_agreement(
     ``Segmenter`` (the node's default backend and options) on exactly what the node decoded."""
     from sensor_msgs.msg import Image
 
+    from unimrseg_core import topics
     from unimrseg_core.data.generator import SceneGenerator
     from unimrseg_core.image_msg import decode, fill_msg
     from unimrseg_core.runtime.segmenter import Segmenter
     from unimrseg_core.runtime.selection import select_backend
-    from unimrseg_ros import topics
     from unimrseg_ros.parameters import defaults, node_config
 
     scene_of = {t["stamp_ns"]: t["scene"] for t in sim.ticks("rgb")}

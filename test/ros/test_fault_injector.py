@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from node_rig import ROS_KEYS, Listener, Process, Sim, start_node, wait_for
 
+from unimrseg_core import topics
 from unimrseg_core.modalities import MODALITIES
-from unimrseg_ros import topics
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from unimrseg_ros import topics
+from unimrseg_core import topics
 
 LAUNCH_FILE = Path(__file__).resolve().parents[2] / "launch" / "unimrseg.launch.py"
 ARGUMENTS = {

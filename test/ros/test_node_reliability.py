@@ -35,9 +35,9 @@ from reliability_rig import (
     slow_backend,
 )
 
+from unimrseg_core import topics
 from unimrseg_core.image_msg import REASONS
 from unimrseg_core.modalities import MODALITIES
-from unimrseg_ros import topics
 from unimrseg_ros.parameters import BY_NAME, PARAMS, Param
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]

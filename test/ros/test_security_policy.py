@@ -8,8 +8,8 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from unimrseg_core.topics import NODE_NAME
 from unimrseg_ros import security
-from unimrseg_ros.topics import NODE_NAME
 
 pytestmark = [pytest.mark.ros]
 

@@ -32,8 +32,8 @@ from node_rig import (  # test/ros is on sys.path (pytest's rootdir-relative imp
     wait_for,
 )
 
+from unimrseg_core import topics
 from unimrseg_core.modalities import CLASSES
-from unimrseg_ros import topics
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

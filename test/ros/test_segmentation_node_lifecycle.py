@@ -27,8 +27,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from reliability_rig import camera_frames  # noqa: E402  (test/ros is on sys.path)
 from sensor_msgs.msg import Image  # noqa: E402
 
+from unimrseg_core import topics  # noqa: E402
 from unimrseg_core.modalities import MODALITIES  # noqa: E402
-from unimrseg_ros import topics  # noqa: E402
 from unimrseg_ros.segmentation_node import SegmentationNode  # noqa: E402
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE

@@ -34,8 +34,6 @@ from rosbags.highlevel import AnyReader
 
 from unimrseg_core.bags import messages
 from unimrseg_core.bags.topics import (
-    FAULT_EVENTS,
-    FAULT_TIMELINE,
     GROUND_TRUTH,
     IMAGE_TYPE,
     SENSORS,
@@ -43,6 +41,7 @@ from unimrseg_core.bags.topics import (
 )
 from unimrseg_core.bags.write import FAULTS_SIDECAR
 from unimrseg_core.faults import FaultError, FaultSchedule
+from unimrseg_core.topics import FAULT_EVENTS, FAULT_TIMELINE
 
 __all__ = ["READ_TOPICS", "BagError", "BagMessage", "BagReader", "parse_remap"]
 

@@ -42,8 +42,6 @@ from tqdm import tqdm
 
 from unimrseg_core.bags import messages
 from unimrseg_core.bags.topics import (
-    FAULT_EVENTS,
-    FAULT_TIMELINE,
     GROUND_TRUTH,
     IMAGE_TYPE,
     SENSORS,
@@ -54,6 +52,7 @@ from unimrseg_core.data.sequence import DEFAULT_CONDITIONS, SequenceGenerator
 from unimrseg_core.data.splits import TEST_SEED
 from unimrseg_core.faults import FaultInjector, FaultSchedule
 from unimrseg_core.modalities import MODALITIES
+from unimrseg_core.topics import FAULT_EVENTS, FAULT_TIMELINE
 
 __all__ = [
     "BAG_FORMAT",

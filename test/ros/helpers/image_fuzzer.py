@@ -224,7 +224,7 @@ def publish(args: argparse.Namespace) -> dict[str, Any]:
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from unimrseg_ros import topics
+    from unimrseg_core import topics
 
     messages = fuzz_messages(args.seed, args.count, args.max_pixels)
     mismatches = [

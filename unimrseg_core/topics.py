@@ -1,0 +1,70 @@
+"""Every topic and node name of the project: the one table the nodes, bags, launch file, tests and benchmarks read.
+
+It lives in the core because the core's bag tools need the names too and the core never
+imports the ROS package; the ROS layer imports it from here. Names are relative (no
+leading slash), so a node namespace and remapping place them; only /diagnostics is
+absolute, as the diagnostics aggregator expects it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from unimrseg_core.modalities import MODALITIES
+
+__all__ = [
+    "CLASS_MASK",
+    "COLORED_MASK",
+    "DIAGNOSTICS",
+    "FAULTS_ACTIVE",
+    "FAULT_EVENTS",
+    "FAULT_TIMELINE",
+    "GROUND_TRUTH_CLASS_MASK",
+    "GROUND_TRUTH_SALIENCY",
+    "INJECTOR_INPUTS",
+    "INJECTOR_NODE_NAME",
+    "INPUTS",
+    "LABELS",
+    "NODE_NAME",
+    "SALIENCY_MASK",
+    "SALIENCY_PROBABILITY",
+    "STATUS",
+]
+
+# ---------------------------------------------------------------------------- the segmentation node
+
+NODE_NAME: Final = "unimrseg_node"
+"""The node's default name (also the executable's and the params file's key)."""
+
+INPUTS: Final[Mapping[str, str]] = {m: f"{m}/image" for m in MODALITIES}
+"""sensor_msgs/Image input per modality: ``rgb/image``, ``depth/image``, ``thermal/image``; the
+cameras of a bag are recorded under the same names."""
+
+CLASS_MASK: Final = "segmentation/class_mask"
+COLORED_MASK: Final = "segmentation/colored_mask"
+SALIENCY_MASK: Final = "saliency/mask"
+SALIENCY_PROBABILITY: Final = "saliency/probability"
+LABELS: Final = "segmentation/labels"
+STATUS: Final = "segmentation/status"
+DIAGNOSTICS: Final = "/diagnostics"
+
+# ---------------------------------------------------------------------------- the fault injector
+
+INJECTOR_NODE_NAME: Final = "unimrseg_fault_injector"
+"""The fault injector's default name (and executable)."""
+INJECTOR_INPUTS: Final[Mapping[str, str]] = {m: f"in/{m}/image" for m in MODALITIES}
+"""The fault injector's camera inputs; it republishes each on ``INPUTS[m]``, the node's input."""
+FAULTS_ACTIVE: Final = "faults/active"
+"""std_msgs/String (JSON), latched: the injector's active faults, on every change and periodically."""
+
+# ---------------------------------------------------------------------------- bags
+
+GROUND_TRUTH_CLASS_MASK: Final = "ground_truth/class_mask"
+"""sensor_msgs/Image mono8: class ids aligned with the rgb camera, one per frame."""
+GROUND_TRUTH_SALIENCY: Final = "ground_truth/saliency"
+"""sensor_msgs/Image mono8: 0 / 255 = salient, aligned with the rgb camera."""
+FAULT_TIMELINE: Final = "faults/timeline"
+"""std_msgs/String: the whole fault schedule as YAML (``FaultSchedule.to_yaml``), once at the start."""
+FAULT_EVENTS: Final = "faults/events"
+"""std_msgs/String: a YAML mapping per fault start or end (t_s, event, index, modality, kind), then."""
