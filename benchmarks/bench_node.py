@@ -4,7 +4,7 @@
    process, with the node's default backend options (the model's latency, pre- and
    post-processing included).
 2. The ``unimrseg_node`` script in its own process with the shipped config, fed by three
-   camera processes (``test/ros/helpers/sensor_sim.py``: one per camera, as real drivers
+   camera processes (``python -m unimrseg_ros.sensor_sim``: one per camera, as real drivers
    are; rgb8 / 16UC1 / mono16 at ``--rate`` Hz, stamped with the tick time at which they
    publish). This process receives ``segmentation/class_mask``: latency = receive time -
    stamp, i.e. publish -> mask, through DDS both ways.
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, write_result
 
 REPO = Path(__file__).resolve().parents[1]
-SIM = REPO / "test" / "ros" / "helpers" / "sensor_sim.py"
+SIM = (sys.executable, "-m", "unimrseg_ros.sensor_sim")  # one simulated camera, before its options
 SIZE = (240, 320)
 SIM_SEED, SIM_SCENES = 11, 4  # the simulator's defaults: the scenes both measurements run on
 ENCODINGS = {"rgb": "rgb8", "depth": "16UC1", "thermal": "mono16"}
@@ -114,8 +114,7 @@ def bench_node(seconds: float, rate: float, domain_id: int) -> dict[str, Any]:
     procs = {"node": start([*node_cmd, str(REPO / "config" / "unimrseg.yaml")], child_env, tmp / "node.log")}
     for m in ENCODINGS:
         cmd = [
-            sys.executable,
-            str(SIM),
+            *SIM,
             "--modality",
             m,
             "--events",

@@ -2,7 +2,7 @@
 
 Processes on one private ROS domain, wired as on a robot under test:
 
-    test/ros/helpers/sensor_sim.py x3 (rgb8 / 16UC1 / mono16 at --rate Hz, one process per camera,
+    unimrseg_ros.sensor_sim x3 (rgb8 / 16UC1 / mono16 at --rate Hz, one process per camera,
         stamps on the system clock's tick grid)  ->  rgb/image, depth/image, thermal/image
     unimrseg_fault_injector (the soak schedule, repeated for the whole run)  ->  injected/<m>/image
     unimrseg_node (config/unimrseg.yaml, network input --input)  ->  segmentation/class_mask,
@@ -76,7 +76,8 @@ from unimrseg_core.faults import KINDS, Fault, FaultSchedule
 from unimrseg_core.modalities import MODALITIES
 
 REPO: Final = Path(__file__).resolve().parents[1]
-SIM: Final = REPO / "test" / "ros" / "helpers" / "sensor_sim.py"
+SIM: Final = (sys.executable, "-m", "unimrseg_ros.sensor_sim")
+"""One simulated camera: the command before its own options."""
 CONFIG: Final = REPO / "config" / "unimrseg.yaml"
 FASTDDS_PROFILE: Final = REPO / "test" / "fastdds_fast_discovery.xml"
 _NS: Final = 1_000_000_000
@@ -506,7 +507,7 @@ def run_soak(args: argparse.Namespace, logs: Path, domain_id: int) -> RunData:
             "node", [str(bin_dir / topics.NODE_NAME), *ros_args(node_params, injected, CONFIG)], env
         )
         for m in MODALITIES:
-            sim = [sys.executable, str(SIM), "--modality", m, "--events", str(logs / f"sim_{m}.jsonl")]
+            sim = [*SIM, "--modality", m, "--events", str(logs / f"sim_{m}.jsonl")]
             sim += ["--rate", str(args.rate), "--size", *map(str, args.size)]
             children.start(f"sim_{m}", [*sim, "--duration", str(seconds + args.ready_timeout + 120)], env)
         collector = Collector(domain_id)
@@ -1146,7 +1147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "12.6 ms alone (node.inference_ms_after_warmup: what it took in the soak, the machine shared)",
             "node_params": f"{CONFIG.relative_to(REPO)} + input_height, input_width, "
             "diagnostics_period_seconds 1.0",
-            "pipeline": "sensor_sim.py x3 -> unimrseg_fault_injector -> unimrseg_node -> soak.py",
+            "pipeline": "unimrseg_ros.sensor_sim x3 -> unimrseg_fault_injector -> unimrseg_node -> soak.py",
             "domain_id": domain_id,
             "logs": str(logs),
             "wall_s": round(time.monotonic() - started, 1),

@@ -1,6 +1,7 @@
 """Shared by the node's DDS tests and benchmark: the simulator process, the node process and a listener.
 
-- :class:`Sim` runs ``helpers/sensor_sim.py`` (generated scenes at 10 Hz, faults by command)
+- :class:`Sim` runs ``python -m unimrseg_ros.sensor_sim`` per camera (generated scenes at 10 Hz,
+  faults by command)
   and reads the JSON events it writes (every tick's stamp and scene, every command).
 - :class:`Listener` is an in-process rclpy node subscribed to every output of the node.
 - :func:`start_node` runs the ``unimrseg_node`` console script as a user would.
@@ -88,7 +89,8 @@ class Sim:
             path = tmp / f"sim_{modality}.jsonl"
             cmd = [
                 sys.executable,
-                str(HELPERS / "sensor_sim.py"),
+                "-m",
+                "unimrseg_ros.sensor_sim",
                 "--modality",
                 modality,
                 "--events",

@@ -1,6 +1,6 @@
 """The fault injector in its own process, between a camera rig and the segmentation node, over real DDS.
 
-Processes on this module's ROS domain: the simulated cameras (``helpers/sensor_sim.py``,
+Processes on this module's ROS domain: the simulated cameras (``unimrseg_ros.sensor_sim``,
 publishing ``rgb/image`` ...), ``unimrseg_fault_injector`` reading them (its inputs
 ``in/<m>/image`` remapped onto the cameras) and republishing on ``injected/<m>/image``,
 and ``unimrseg_node`` reading those. The test sets the injector's parameters through

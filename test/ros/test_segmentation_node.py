@@ -1,7 +1,7 @@
 """What a user sees from ``unimrseg_node`` over DDS, with cameras that fail and recover.
 
 One node process (the ``unimrseg_node`` script with the shipped ``config/unimrseg.yaml``)
-and one simulated camera rig process (``helpers/sensor_sim.py``: generated scenes, rgb8 /
+and one simulated camera rig process (``unimrseg_ros.sensor_sim``: generated scenes, rgb8 /
 16UC1 mm / mono16 counts at 10 Hz, real stamps) on this module's own ROS domain; the
 test listens in-process. The checks run in order on the same processes, each one
 leaving the cameras healthy again.

@@ -1,12 +1,18 @@
-"""Test helper process: one simulated camera (rgb, depth or thermal) publishing generated scenes.
+"""A simulated camera (rgb, depth or thermal) publishing scenes of the procedural world, as a driver would.
+
+The node's DDS tests and the benchmarks (``benchmarks/bench_node.py``, ``benchmarks/soak.py``)
+feed the node with it; it also shows the node working on a machine without cameras:
+
+    python -m unimrseg_ros.sensor_sim --modality rgb --events /tmp/rgb.jsonl [--ros-args -r ...]
 
 Run one process per camera, as real drivers are: ``--modality rgb`` publishes
 ``rgb/image`` (rgb8), ``depth`` ``depth/image`` (16UC1 millimetres), ``thermal``
-``thermal/image`` (mono16 counts, 0.01 K each), at ``--rate`` Hz with one frame_id per
-camera. Ticks fall on multiples of the period of the wall clock and the stamp is the
-tick's time, as hardware-triggered cameras would have, so the three processes give the
-same stamp to the same instant and the same scene: ``scene = tick % --scenes`` of
-``SceneGenerator(size, seed).sample(scene, ["day"])``, precomputed at start.
+``thermal/image`` (mono16 counts, 0.01 K each), the names of :mod:`unimrseg_core.topics`,
+at ``--rate`` Hz with one frame_id per camera. Ticks fall on multiples of the period of the
+wall clock and the stamp is the tick's time, as hardware-triggered cameras would have, so
+the three processes give the same stamp to the same instant and the same scene:
+``scene = tick % --scenes`` of ``SceneGenerator(size, seed).sample(scene, ["day"])``,
+precomputed at start.
 
 (One process per camera also keeps each image stream in its own Fast DDS shared-memory
 segment: the default 512 KB segment cannot hold the previous tick's three images while a
@@ -23,8 +29,8 @@ Faults are switched by commands on stdin, one per line:
     quit              (end of stdin does not stop it; --duration, SIGINT or SIGTERM do)
 
 Every tick and every command is written as one JSON line to ``--events`` (flushed), so
-the test knows which scene and stamp each output frame came from, and when the
-publisher really stopped.
+a test knows which scene and stamp each output frame came from, and when the publisher
+really stopped.
 """
 
 from __future__ import annotations
@@ -35,23 +41,38 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, TextIO
 
 import numpy as np
 import rclpy
+from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.utilities import remove_ros_args
 from sensor_msgs.msg import Image
 
+from unimrseg_core import topics
 from unimrseg_core.data.generator import SceneGenerator
 from unimrseg_core.image_msg import fill_msg
 from unimrseg_core.modalities import MODALITIES
 
-ENCODING = {"rgb": "rgb8", "depth": "16UC1", "thermal": "mono16"}
-MALFORMED = ("short_data", "bad_step", "unknown_encoding", "zero_size", "too_many_pixels", "wrong_encoding")
+__all__ = ["SimCamera", "main"]
+
+ENCODING: Final = {"rgb": "rgb8", "depth": "16UC1", "thermal": "mono16"}
+MALFORMED: Final = (
+    "short_data",
+    "bad_step",
+    "unknown_encoding",
+    "zero_size",
+    "too_many_pixels",
+    "wrong_encoding",
+)
+_NS: Final = 1_000_000_000
 
 
 def frame_id(modality: str) -> str:
+    """The header frame_id of the simulated ``modality`` camera."""
     return f"sim_{modality}_optical_frame"
 
 
@@ -88,16 +109,34 @@ def _copy(msg: Image) -> Image:
     return out
 
 
-class Camera:
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.modality = m = args.modality
-        generator = SceneGenerator(tuple(args.size), seed=args.seed)
-        rng = np.random.default_rng(args.seed)
+def _stamp_ns(msg: Image) -> int:
+    return msg.header.stamp.sec * _NS + msg.header.stamp.nanosec
+
+
+class SimCamera(Node):
+    """One camera: precomputed scenes and their faulted variants, published one per :meth:`tick`."""
+
+    def __init__(
+        self,
+        modality: str,
+        *,
+        size: tuple[int, int] = (240, 320),
+        seed: int = 11,
+        scenes: int = 4,
+        reliability: str = "reliable",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(f"unimrseg_sim_{modality}", **kwargs)
+        self.modality = modality
+        generator = SceneGenerator(size, seed=seed)
+        rng = np.random.default_rng(seed)
         self.scenes: list[Image] = []
         self.variants: list[dict[str, Image]] = []
-        for i in range(args.scenes):
+        for i in range(scenes):
             sample = generator.sample(i, ["day"])
-            self.scenes.append(fill_msg(Image(), getattr(sample, m), ENCODING[m], modality=m))
+            self.scenes.append(
+                fill_msg(Image(), getattr(sample, modality), ENCODING[modality], modality=modality)
+            )
             holes = sample.depth.copy()
             holes[rng.random(holes.shape) < 0.95] = 0.0
             self.variants.append(
@@ -107,8 +146,7 @@ class Camera:
                 }
             )
         self.malformed = [(kind, malformed(kind)) for kind in MALFORMED]
-        self.node = rclpy.create_node(f"unimrseg_sim_{m}")
-        self.qos = QoSProfile(depth=5, reliability=ReliabilityPolicy[args.reliability.upper()])
+        self.qos = QoSProfile(depth=5, reliability=ReliabilityPolicy[reliability.upper()])
         self.pub: Any = self._publisher()
         self.mode = "normal"
         self.last: Image | None = None  # the last published (a reused object)
@@ -118,13 +156,14 @@ class Camera:
         self.malformed_index = 0
 
     def _publisher(self) -> Any:
-        return self.node.create_publisher(Image, f"{self.modality}/image", self.qos)
+        return self.create_publisher(Image, topics.INPUTS[self.modality], self.qos)
 
     def command(self, line: str) -> dict[str, Any]:
+        """Apply one stdin command; the event says what happened (and when the publisher went)."""
         verb = line.strip()
         event: dict[str, Any] = {"event": verb, "modality": self.modality, "wall_ns": time.time_ns()}
         if verb == "stop" and self.pub is not None:
-            self.node.destroy_publisher(self.pub)
+            self.destroy_publisher(self.pub)
             self.pub = None
             event["last_publish_ns"] = self.last_publish_ns
         elif verb == "start" and self.pub is None:
@@ -139,11 +178,12 @@ class Camera:
         if self.mode == "freeze" and self.frozen is not None:
             return self.frozen  # the same stamp and content again
         msg = self.variants[scene][self.mode] if self.mode in ("black", "holes") else self.scenes[scene]
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, _NS)
         msg.header.frame_id = frame_id(self.modality)
         return msg
 
     def tick(self, tick: int, stamp_ns: int) -> dict[str, Any] | None:
+        """Publish ``tick``'s frame stamped ``stamp_ns`` (then a malformed one if asked); None if stopped."""
         if self.pub is None:
             return None
         scene = tick % len(self.scenes)
@@ -157,67 +197,98 @@ class Camera:
             bad.header.stamp = msg.header.stamp
             self.pub.publish(bad)
             self.malformed_sent[kind] += 1
-        stamp = msg_stamp(msg)
-        return {"tick": tick, "stamp_ns": stamp, "scene": scene, "modality": self.modality, "mode": self.mode}
+        return {
+            "tick": tick,
+            "stamp_ns": _stamp_ns(msg),
+            "scene": scene,
+            "modality": self.modality,
+            "mode": self.mode,
+        }
 
 
-def msg_stamp(msg: Image) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-
-
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m unimrseg_ros.sensor_sim",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--modality", choices=MODALITIES, required=True)
-    parser.add_argument("--events", type=Path, required=True)
-    parser.add_argument("--rate", type=float, default=10.0)
+    parser.add_argument("--events", type=Path, required=True, help="JSON lines: every tick and command")
+    parser.add_argument("--rate", type=float, default=10.0, help="frames per second")
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--scenes", type=int, default=4)
+    parser.add_argument("--scenes", type=int, default=4, help="scenes cycled through")
     parser.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     parser.add_argument("--reliability", choices=["reliable", "best_effort"], default="reliable")
     parser.add_argument("--duration", type=float, default=600.0, help="seconds before exiting on its own")
-    args = parser.parse_args()
+    return parser
 
-    rclpy.init()
-    camera = Camera(args)
+
+def _stdin_commands() -> queue.Queue[str]:
+    """Lines of stdin, read on their own thread (end of input just ends the commands)."""
     commands: queue.Queue[str] = queue.Queue()
 
-    def read_stdin() -> None:
-        for line in sys.stdin:  # end of input just ends the commands; the camera runs on
+    def read() -> None:
+        for line in sys.stdin:
             commands.put(line)
 
-    threading.Thread(target=read_stdin, daemon=True).start()
-    period_ns = round(1e9 / args.rate)
-    end = time.monotonic() + args.duration
+    threading.Thread(target=read, daemon=True).start()
+    return commands
+
+
+def _run(
+    camera: SimCamera, rate: float, duration: float, emit: Callable[[dict[str, Any] | None], None]
+) -> None:
+    """Publish on every tick of the wall clock until ``duration`` s, ``quit`` or a signal."""
+    commands = _stdin_commands()
+    period_ns = round(_NS / rate)
+    end = time.monotonic() + duration
+    while time.monotonic() < end:
+        tick = time.time_ns() // period_ns + 1  # the next multiple of the period
+        time.sleep(max(0.0, (tick * period_ns - time.time_ns()) / _NS))
+        while not commands.empty():
+            line = commands.get()
+            if line.strip() == "quit":
+                return
+            emit(camera.command(line))
+        try:
+            emit(camera.tick(tick, tick * period_ns))
+        except Exception:
+            if rclpy.ok():
+                raise
+            return  # SIGINT/SIGTERM: rclpy shut the context down
+
+
+def _writer(events: TextIO) -> Callable[[dict[str, Any] | None], None]:
+    def emit(event: dict[str, Any] | None) -> None:
+        if event is not None:
+            events.write(json.dumps(event) + "\n")
+            events.flush()
+
+    return emit
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one camera until ``--duration``, ``quit``, SIGINT or SIGTERM; exit 0."""
+    argv = list(sys.argv if argv is None else argv)
+    args = _parser().parse_args(remove_ros_args(argv)[1:])
+    rclpy.init(args=argv)
+    camera = SimCamera(
+        args.modality,
+        size=tuple(args.size),
+        seed=args.seed,
+        scenes=args.scenes,
+        reliability=args.reliability,
+    )
     with args.events.open("a", encoding="utf-8") as events:
-
-        def emit(event: dict[str, Any] | None) -> None:
-            if event is not None:
-                events.write(json.dumps(event) + "\n")
-                events.flush()
-
+        emit = _writer(events)
         emit({"event": "ready", "modality": args.modality, "wall_ns": time.time_ns()})
         print(f"SIM {args.modality} READY", flush=True)
         try:
-            while time.monotonic() < end:
-                tick = time.time_ns() // period_ns + 1  # the next multiple of the period
-                time.sleep(max(0.0, (tick * period_ns - time.time_ns()) / 1e9))
-                while not commands.empty():
-                    line = commands.get()
-                    if line.strip() == "quit":
-                        return 0
-                    emit(camera.command(line))
-                try:
-                    emit(camera.tick(tick, tick * period_ns))
-                except Exception:
-                    if rclpy.ok():
-                        raise
-                    return 0  # SIGINT/SIGTERM: rclpy shut the context down
+            _run(camera, args.rate, args.duration, emit)
         except KeyboardInterrupt:
-            return 0
+            pass
         finally:
-            camera.node.destroy_node()
+            camera.destroy_node()
             rclpy.try_shutdown()
     return 0
 
