@@ -1,15 +1,21 @@
-"""The node's input logic without ROS: decoded images -> health monitor -> frame assembler -> frames.
+"""The one ROS-free path from a camera message to a frame to run: decode -> health -> assembly.
 
 ``unimrseg_node`` and ``unimrseg bag eval`` must turn the same messages into the same
 frames, or offline numbers would say nothing about the robot. :class:`FramePipeline`
-holds that logic once: each received image is checked by the
-:class:`~unimrseg_core.health.HealthMonitor` (header stamp and receive time), the
-modalities that are usable right after it decide the anchor, and the
-:class:`~unimrseg_core.sync.FrameAssembler` gets the message with the monitor's verdict
-on that very frame. A timer calls :meth:`FramePipeline.poll` every
-``1 / poll_rate_hz`` seconds (:data:`DEFAULT_POLL_RATE_HZ`, the node's
-``health_poll_rate_hz`` default) to detect silence and flush frames whose wait for
-companions ran out.
+holds that logic once. :meth:`FramePipeline.receive` takes one Image message (rclpy's
+or rosbags', read by ``image_msg.decode``) with its receive time and returns a
+:class:`Step`: what happened because of it. The decoded image went through the
+:class:`~unimrseg_core.health.HealthMonitor` (header stamp and receive time); the
+modalities usable right after it decide the anchor; the
+:class:`~unimrseg_core.sync.FrameAssembler` got the message with the monitor's verdict on
+that very frame. The step carries the frames ready to run (each with its images, its
+modality mask and the health notes of the modalities it left out), the health
+transitions, the change of the idle reason and, for a message that could not be decoded,
+the rejection. A timer calls :meth:`FramePipeline.poll` every ``1 / poll_rate_hz``
+seconds (:data:`DEFAULT_POLL_RATE_HZ`, the node's ``health_poll_rate_hz`` default) to
+detect silence and flush frames whose wait for companions ran out; it returns a
+:class:`Step` too. Callers (the node, bag evaluation) only act on steps: they never
+reach into the monitor or the assembler.
 
 Time is injected (nanoseconds): the node passes its clock, bag evaluation the bag's
 record times, so a replay is deterministic. Not thread-safe: callers serialise calls
@@ -18,13 +24,18 @@ record times, so a replay is deterministic. Not thread-safe: callers serialise c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final, Generic, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Final, Generic, TypeVar
+
+import numpy as np
 
 from unimrseg_core.health import HealthConfig, HealthMonitor
+from unimrseg_core.health.state import ModalityHealth, Transition
+from unimrseg_core.image_msg import DEFAULT_THERMAL, MAX_PIXELS, ImageMsgError, ThermalMapping, decode
 from unimrseg_core.sync import Frame, FrameAssembler, Message, SyncConfig
 
-__all__ = ["DEFAULT_POLL_RATE_HZ", "FramePipeline"]
+__all__ = ["DEFAULT_POLL_RATE_HZ", "FramePipeline", "PipelineStatus", "Rejection", "Step", "stamp_ns"]
 
 T = TypeVar("T")
 
@@ -32,12 +43,66 @@ DEFAULT_POLL_RATE_HZ: Final = 50.0
 """How often silence is checked and waiting frames are flushed (the node's ``health_poll_rate_hz``)."""
 
 
-class FramePipeline(Generic[T]):
-    """Health monitor + frame assembler for the enabled modalities of ``sync``; payloads are opaque."""
+def stamp_ns(header: Any) -> int:
+    """A message header's stamp (``builtin_interfaces/Time``, rclpy's or rosbags') in nanoseconds."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
-    def __init__(self, health: HealthConfig | None = None, sync: SyncConfig | None = None) -> None:
+
+@dataclass(frozen=True)
+class Rejection:
+    """A message that never reached the health monitor: why (``ImageMsgError.reason``) and the text."""
+
+    modality: str
+    reason: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Step(Generic[T]):
+    """What one received message or one poll caused."""
+
+    frames: tuple[Frame[T], ...] = ()
+    """Frames ready to run, oldest first; ``Frame.notes`` says why unhealthy modalities are out."""
+    transitions: tuple[Transition, ...] = ()
+    """Health state changes of enabled modalities since the previous step, oldest first."""
+    idle_reason: str | None = None
+    """Why no frame can be made now (None while an anchor is usable)."""
+    idle_changed: bool = False
+    """``idle_reason`` differs from the previous step's (output stopped, or resumed)."""
+    accepted: Message[T] | None = None
+    """The received message, decoded and seen by the monitor (None for a poll or a rejection)."""
+    rejected: Rejection | None = None
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    health: Mapping[str, ModalityHealth]
+    expected_period_ns: Mapping[str, float]
+    anchor: str | None
+    emitted: int
+    idle_reason: str | None
+
+
+class FramePipeline(Generic[T]):
+    """Decoder + health monitor + frame assembler for the enabled modalities of ``sync``.
+
+    ``payload`` (any caller data: the node's header and arrival time) travels with each
+    message into the frames.
+    """
+
+    def __init__(
+        self,
+        health: HealthConfig | None = None,
+        sync: SyncConfig | None = None,
+        *,
+        thermal: ThermalMapping = DEFAULT_THERMAL,
+        max_pixels: int = MAX_PIXELS,
+    ) -> None:
         self.monitor = HealthMonitor(health)
         self.assembler: FrameAssembler[T] = FrameAssembler(sync)
+        self.thermal = thermal
+        self.max_pixels = max_pixels
+        self._idle_reason: str | None = None  # as last reported: the first step reports a stall
 
     @property
     def enabled(self) -> tuple[str, ...]:
@@ -47,38 +112,80 @@ class FramePipeline(Generic[T]):
         """The enabled modalities the monitor calls usable (OK) at ``now_ns``, in MODALITIES order."""
         return tuple(m for m in self.monitor.usable(now_ns) if m in self.enabled)
 
-    def receive(
+    def receive(self, modality: str, msg: Any, *, receive_ns: int, payload: T) -> Step[T]:
+        """One Image message of ``modality`` arrived at ``receive_ns``: decode it and take it in.
+
+        A malformed message is a step with ``rejected`` set (it never reaches the monitor). A
+        disabled modality is ignored (the node does not even subscribe to it).
+        """
+        if modality not in self.enabled:
+            return self._step((), now_ns=receive_ns)
+        try:
+            image = decode(msg, modality, thermal=self.thermal, max_pixels=self.max_pixels)
+            stamp = stamp_ns(msg.header)
+        except ImageMsgError as exc:
+            return self._step((), now_ns=receive_ns, rejected=Rejection(modality, exc.reason, str(exc)))
+        except Exception as exc:  # not an Image at all (no header, a stamp that is no number)
+            text = f"{type(exc).__name__}: {exc}"
+            return self._step((), now_ns=receive_ns, rejected=Rejection(modality, "decode_error", text))
+        encoding = getattr(msg, "encoding", None)
+        return self.receive_image(
+            modality, image, payload, stamp_ns=stamp, receive_ns=receive_ns, encoding=encoding
+        )
+
+    def receive_image(
         self,
         modality: str,
-        image: object,
+        image: np.ndarray,
         payload: T,
         *,
         stamp_ns: int,
         receive_ns: int,
         encoding: str | None = None,
-    ) -> list[Frame[T]]:
-        """One decoded image (sensor units) arrived at ``receive_ns``: the frames it completes.
-
-        A disabled modality is ignored (the node does not even subscribe to it).
-        """
+    ) -> Step[T]:
+        """An already decoded image (sensor units, ``image_msg.decode``'s output) and its stamps."""
         if modality not in self.enabled:
-            return []
+            return self._step((), now_ns=receive_ns)
         health = self.monitor.observe(
             modality, image, stamp_ns=stamp_ns, receive_ns=receive_ns, encoding=encoding
         )
-        message = Message(modality, stamp_ns, receive_ns, payload, health.usable)
-        return self.assembler.add(message, self.usable(receive_ns), receive_ns)
+        message = Message(modality, stamp_ns, receive_ns, payload, health.usable, image)
+        frames = self.assembler.add(message, self.usable(receive_ns), receive_ns)
+        return self._step(frames, now_ns=receive_ns, accepted=message)
 
-    def poll(self, now_ns: int) -> list[Frame[T]]:
-        """The timer: apply silence at ``now_ns`` and emit frames whose wait ran out."""
-        return self.assembler.poll(self.usable(now_ns), now_ns)
-
-    def health_notes(self, frames: Sequence[Frame[T]], now_ns: int) -> list[dict[str, str]]:
-        """Per frame: each modality left out because it is not usable -> ``"DEGRADED: <reasons>"``."""
-        if not frames:
-            return []
+    def status(self, now_ns: int) -> PipelineStatus:
+        """What /diagnostics reports: every modality's health, the current anchor, frames so far."""
         health = self.monitor.poll(now_ns)
-        return [
-            {m: f"{health[m].state}: {health[m].summary}" for m in f.skipped if not health[m].usable}
-            for f in frames
-        ]
+        return PipelineStatus(
+            health=health,
+            expected_period_ns={m: self.monitor.expected_period_ns(m) for m in health},
+            anchor=self.assembler.anchor(self.usable(now_ns)),
+            emitted=self.assembler.emitted,
+            idle_reason=self.assembler.idle_reason,
+        )
+
+    def poll(self, now_ns: int) -> Step[T]:
+        """The timer: apply silence at ``now_ns`` and emit frames whose wait ran out."""
+        return self._step(self.assembler.poll(self.usable(now_ns), now_ns), now_ns=now_ns)
+
+    def _step(
+        self,
+        frames: list[Frame[T]] | tuple[Frame[T], ...],
+        *,
+        now_ns: int,
+        accepted: Message[T] | None = None,
+        rejected: Rejection | None = None,
+    ) -> Step[T]:
+        """The step: frames with their health notes, the transitions, the idle reason's change."""
+        if frames:
+            health = self.monitor.poll(now_ns)
+            frames = [replace(f, notes=_health_notes(f, health)) for f in frames]
+        transitions = tuple(t for t in self.monitor.pop_transitions() if t.modality in self.enabled)
+        idle = self.assembler.idle_reason
+        changed, self._idle_reason = idle != self._idle_reason, idle
+        return Step(tuple(frames), transitions, idle, changed, accepted, rejected)
+
+
+def _health_notes(frame: Frame[Any], health: Mapping[str, ModalityHealth]) -> dict[str, str]:
+    """Each modality the frame left out because it is not usable -> ``"DEGRADED: <reasons>"``."""
+    return {m: f"{health[m].state}: {health[m].summary}" for m in frame.skipped if not health[m].usable}

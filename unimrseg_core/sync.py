@@ -28,6 +28,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+import numpy as np
+
 from unimrseg_core.modalities import MODALITIES, Combination, combination
 
 __all__ = ["NO_MESSAGE", "Frame", "FrameAssembler", "Message", "SyncConfig"]
@@ -91,6 +93,8 @@ class Message(Generic[T]):
     healthy: bool
     """The modality was usable (OK) after this very message: a frame that made its modality
     DEGRADED is never used, even if the modality is OK again by the time a frame is built."""
+    image: np.ndarray | None = None
+    """The decoded image in sensor units (``FramePipeline`` sets it; the assembler never reads it)."""
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,28 @@ class Frame(Generic[T]):
     """Enabled modalities left out, with the reason (in MODALITIES order)."""
     waited_ns: int = 0
     """How long the frame waited for companions after its anchor arrived."""
+    notes: Mapping[str, str] = field(default_factory=dict)
+    """Skipped modalities that were not usable -> their health (``"DEGRADED: frozen ..."``)."""
 
     @property
     def used(self) -> Combination:
+        """The modalities the model gets: the mask of this frame (``used.mask``) is this fact."""
         return combination(list(self.messages))
+
+    @property
+    def images(self) -> dict[str, np.ndarray]:
+        """The decoded image of every used modality, for ``Segmenter.segment_frame``."""
+        out = {}
+        for modality, message in self.messages.items():
+            if message.image is None:
+                raise ValueError(f"frame's {modality} message carries no decoded image")
+            out[modality] = message.image
+        return out
+
+    @property
+    def anchor_image(self) -> np.ndarray:
+        """The anchor's image: the masks come back at its size."""
+        return self.images[self.anchor]
 
 
 class FrameAssembler(Generic[T]):

@@ -1,11 +1,13 @@
 """``unimrseg_node``: the segmentation lifecycle node. Camera images in; masks, status and diagnostics out.
 
-A frame follows one path: subscription callback -> ``image_msg.decode`` (sensor units)
--> ``FramePipeline.receive`` (``HealthMonitor.observe``, then ``FrameAssembler.add``: a
-frame per healthy anchor; the same code ``unimrseg bag eval`` runs offline) -> one-slot
-hand-off to the inference thread (``LatestWorker``: the newest frame wins, replaced ones
-are counted as dropped) -> ``Segmenter.segment`` on the healthy modalities -> masks and
-``segmentation/status`` with the anchor's header.
+A frame follows one path: subscription callback -> ``FramePipeline.receive`` (decode to
+sensor units, ``HealthMonitor.observe``, ``FrameAssembler.add``; the same code ``unimrseg
+bag eval`` runs offline), which returns a ``Step``: frames to run, health transitions, the
+idle change or the rejection, which the node logs -> one-slot hand-off to the inference
+thread (``LatestWorker``: the newest frame wins, replaced ones are counted as dropped) ->
+``Segmenter.segment_frame`` (the frame's images and modality mask) -> masks and
+``segmentation/status`` with the anchor's header. The node subscribes, hands off and
+publishes; it never reaches into the pipeline's monitor or assembler.
 
 Lifecycle: parameters are declared in ``__init__``; ``on_configure`` reads them and
 loads the model (engine builds happen here, not at activation); ``on_activate``
@@ -33,7 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -44,9 +45,8 @@ from std_msgs.msg import Header, String
 
 from unimrseg_core import topics
 from unimrseg_core.health import HealthState
-from unimrseg_core.image_msg import ImageMsgError, decode
 from unimrseg_core.modalities import MODALITIES
-from unimrseg_core.pipeline import FramePipeline
+from unimrseg_core.pipeline import FramePipeline, Rejection, Step
 from unimrseg_core.runtime.backends import Backend
 from unimrseg_core.runtime.failover import FailoverBackend, Switch
 from unimrseg_core.runtime.latency import LatencyWindow
@@ -76,21 +76,10 @@ ON_DEMAND = (topics.COLORED_MASK, topics.SALIENCY_PROBABILITY)  # computed only 
 
 @dataclass(frozen=True)
 class Received:
-    """A decoded input image with what its output needs: the header and when it arrived."""
+    """What an input message's output needs besides its image: the header and when it arrived."""
 
-    image: np.ndarray
     header: Header
     arrived_s: float  # time.perf_counter() at the callback, for latency
-
-
-@dataclass(frozen=True)
-class Job:
-    frame: Frame[Received]
-    health_notes: dict[str, str]  # modality -> "DEGRADED: frozen ..." for those left out as unhealthy
-
-
-def stamp_ns(header: Header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 class SegmentationNode(LifecycleNode):
@@ -201,7 +190,7 @@ class SegmentationNode(LifecycleNode):
 
     def _reset_active_state(self) -> None:
         self._pipeline: FramePipeline[Received] | None = None
-        self._worker: LatestWorker[Job] | None = None
+        self._worker: LatestWorker[Frame[Received]] | None = None
         self._subs: dict[str, Any] = {}
         self._pubs: dict[str, Any] = {}
         self._timers: list[Any] = []
@@ -213,7 +202,6 @@ class SegmentationNode(LifecycleNode):
         self._last_frame_id: dict[str, str] = {}
         self._published: Counter[str] = Counter(dict.fromkeys((*IMAGE_OUTPUTS, topics.STATUS), 0))
         self._failed = 0
-        self._idle_reason: str | None = None
         self._last_error_log = 0.0
 
     def _activate(self, config: NodeConfig) -> None:
@@ -221,7 +209,9 @@ class SegmentationNode(LifecycleNode):
         self._qos.clear()
         self._rejects = RejectCounter(config.warn_period_s)
         with self._lock:
-            self._pipeline = FramePipeline(config.health, config.sync)
+            self._pipeline = FramePipeline(
+                config.health, config.sync, thermal=config.thermal, max_pixels=config.max_pixels
+            )
         self._worker = LatestWorker(self._infer, on_error=self._on_worker_error, name="unimrseg-inference")
 
         out_qos = profile(config.output_qos)
@@ -315,50 +305,23 @@ class SegmentationNode(LifecycleNode):
         return self.get_clock().now().nanoseconds
 
     def _on_image(self, modality: str, msg: Image) -> None:
-        """Decode, check health, assemble; never raises (a bad message is counted and dropped)."""
+        """Hand the message to the pipeline and act on what it says; never raises."""
         arrived = time.perf_counter()
         receive_ns = self._now_ns()
-        config = self._config
-        if config is None:
-            return
         try:
-            image = decode(msg, modality, thermal=config.thermal, max_pixels=config.max_pixels)
-        except ImageMsgError as exc:
-            self._reject(modality, exc.reason, str(exc))
-            return
-        except Exception as exc:
-            self._reject(modality, "decode_error", f"{type(exc).__name__}: {exc}")
-            return
-        try:
-            self._accept(modality, msg, image, arrived, receive_ns)
+            with self._lock:
+                pipeline = self._pipeline
+                if pipeline is None:
+                    return  # deactivated meanwhile
+                step = pipeline.receive(
+                    modality, msg, receive_ns=receive_ns, payload=Received(msg.header, arrived)
+                )
+                if step.accepted is not None:
+                    self._last_receive_ns[modality] = receive_ns
+                    self._last_frame_id[modality] = msg.header.frame_id
+            self._act(step)
         except Exception as exc:
             self._log_error(f"{modality} image dropped: {type(exc).__name__}: {exc}")
-
-    def _accept(self, modality: str, msg: Image, image: np.ndarray, arrived: float, receive_ns: int) -> None:
-        stamp = stamp_ns(msg.header)
-        with self._lock:
-            pipeline = self._pipeline
-            if pipeline is None:
-                return  # deactivated meanwhile
-            frames = pipeline.receive(
-                modality,
-                image,
-                Received(image, msg.header, arrived),
-                stamp_ns=stamp,
-                receive_ns=receive_ns,
-                encoding=msg.encoding,
-            )
-            self._last_receive_ns[modality] = receive_ns
-            self._last_frame_id[modality] = msg.header.frame_id
-            jobs = self._jobs(pipeline, frames, receive_ns)
-            self._log_changes(pipeline)
-        self._submit(jobs)
-
-    def _reject(self, modality: str, reason: str, text: str) -> None:
-        due = self._rejects.count(modality, reason, time.monotonic())
-        if due is not None:
-            more = f" ({due} more since the last warning)" if due else ""
-            self.get_logger().warning(f"rejected {modality} message: {text}{more}")
 
     def _on_poll(self) -> None:
         """Silence detection and flushing frames whose wait for companions ran out."""
@@ -368,54 +331,45 @@ class SegmentationNode(LifecycleNode):
                 pipeline = self._pipeline
                 if pipeline is None:
                     return
-                frames = pipeline.poll(now)
-                jobs = self._jobs(pipeline, frames, now)
-                self._log_changes(pipeline)
-            self._submit(jobs)
+                step = pipeline.poll(now)
+            self._act(step)
         except Exception as exc:
             self._log_error(f"health poll failed: {type(exc).__name__}: {exc}")
 
-    def _jobs(
-        self, pipeline: FramePipeline[Received], frames: list[Frame[Received]], now_ns: int
-    ) -> list[Job]:
-        return [Job(f, notes) for f, notes in zip(frames, pipeline.health_notes(frames, now_ns), strict=True)]
-
-    def _submit(self, jobs: list[Job]) -> None:
+    def _act(self, step: Step[Received]) -> None:
+        """Log what the step says (each transition once, output stopping or resuming), count a
+        rejection, hand its frames to the inference thread."""
+        if step.rejected is not None:
+            self._reject(step.rejected)
+        for t in step.transitions:
+            text = f"{t.modality}: {t.old} -> {t.new} ({t.reason})"
+            (self.get_logger().info if t.new is HealthState.OK else self.get_logger().warning)(text)
+        if step.idle_changed:
+            if step.idle_reason and step.idle_reason != NO_MESSAGE:
+                self.get_logger().error(f"no output: {step.idle_reason}")
+            elif step.idle_reason is None:
+                self.get_logger().info("output resumed")
         worker = self._worker
         if worker is not None:
-            for job in jobs:
-                worker.submit(job)
+            for frame in step.frames:
+                worker.submit(frame)
 
-    def _log_changes(self, pipeline: FramePipeline[Received]) -> None:
-        """Log each health transition once, and when output stops or resumes."""
-        assembler = pipeline.assembler
-        for t in pipeline.monitor.pop_transitions():
-            if t.modality not in pipeline.enabled:
-                continue
-            text = f"{t.modality}: {t.old} -> {t.new} ({t.reason})"
-            if t.new is HealthState.OK:
-                self.get_logger().info(text)
-            else:
-                self.get_logger().warning(text)
-        if assembler.idle_reason != self._idle_reason:
-            if assembler.idle_reason and assembler.idle_reason != NO_MESSAGE:
-                self.get_logger().error(f"no output: {assembler.idle_reason}")
-            elif self._idle_reason:
-                self.get_logger().info("output resumed")
-            self._idle_reason = assembler.idle_reason
+    def _reject(self, rejection: Rejection) -> None:
+        due = self._rejects.count(rejection.modality, rejection.reason, time.monotonic())
+        if due is not None:
+            more = f" ({due} more since the last warning)" if due else ""
+            self.get_logger().warning(f"rejected {rejection.modality} message: {rejection.text}{more}")
 
     # ------------------------------------------------------------------ inference thread
 
-    def _infer(self, job: Job) -> None:
+    def _infer(self, frame: Frame[Received]) -> None:
         """Run the model on one frame and publish its outputs (on the inference thread)."""
         segmenter, pubs = self._segmenter, self._pubs
         if segmenter is None or not pubs:
             return
-        frame = job.frame
         anchor = frame.messages[frame.anchor].payload
-        images = {m: message.payload.image for m, message in frame.messages.items()}
         start = time.perf_counter()
-        segmentation = segmenter.segment(**images, output_size=anchor.image.shape[:2])
+        segmentation = segmenter.segment_frame(frame)
         inference_s = time.perf_counter() - start
         for topic in IMAGE_OUTPUTS:
             pub = pubs.get(topic)
@@ -429,7 +383,7 @@ class SegmentationNode(LifecycleNode):
             self.get_name(),
             anchor.header,
             frame,
-            job.health_notes,
+            frame.notes,
             inference_s=inference_s,
             latency_s=latency_s,
             dropped=dropped,
@@ -474,11 +428,9 @@ class SegmentationNode(LifecycleNode):
             pipeline = self._pipeline
             if pipeline is None:
                 raise RuntimeError("not active")
-            monitor, assembler = pipeline.monitor, pipeline.assembler
-            health = monitor.poll(now)
-            periods = {m: monitor.expected_period_ns(m) for m in MODALITIES}
-            anchor = assembler.anchor(pipeline.usable(now))
-            frames, idle = assembler.emitted, assembler.idle_reason
+            status = pipeline.status(now)
+            health, periods, anchor = status.health, status.expected_period_ns, status.anchor
+            frames, idle = status.emitted, status.idle_reason
             last_receive = dict(self._last_receive_ns)
             frame_ids = dict(self._last_frame_id)
         statuses = []

@@ -44,17 +44,16 @@ import torch
 from tqdm import tqdm
 
 from unimrseg_core import __version__
-from unimrseg_core.bags.messages import stamp_to_ns
 from unimrseg_core.bags.read import BagError, BagReader
 from unimrseg_core.bags.score import DEFAULT_WINDOW_S, Output, Scoreboard
 from unimrseg_core.bags.topics import GROUND_TRUTH, SENSORS
 from unimrseg_core.faults import FaultSchedule
 from unimrseg_core.health import HealthConfig
 from unimrseg_core.image_msg import DEFAULT_THERMAL, MAX_PIXELS, ImageMsgError, ThermalMapping, decode
-from unimrseg_core.pipeline import DEFAULT_POLL_RATE_HZ, FramePipeline
+from unimrseg_core.pipeline import DEFAULT_POLL_RATE_HZ, FramePipeline, Step, stamp_ns
 from unimrseg_core.runtime.segmenter import Segmenter, saliency_mono8
 from unimrseg_core.runtime.selection import BackendOptions, select_backend
-from unimrseg_core.sync import Frame, SyncConfig
+from unimrseg_core.sync import SyncConfig
 
 __all__ = ["DEFAULT_WINDOW_S", "RESULT_FORMAT", "RESULT_VERSION", "evaluate_bag", "saliency_mono8"]
 
@@ -143,165 +142,219 @@ def evaluate_bag(
     for bad settings, BackendError when no backend opens.
     """
     started = time.perf_counter()
-    if not (np.isfinite(poll_rate_hz) and poll_rate_hz > 0):
-        raise ValueError(f"poll_rate_hz must be > 0, got {poll_rate_hz}")
-    if not (np.isfinite(window_s) and window_s > 0):
-        raise ValueError(f"window_s must be > 0, got {window_s}")
+    for name, value in (("poll_rate_hz", poll_rate_hz), ("window_s", window_s)):
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be > 0, got {value}")
     path = Path(path)
     sync = sync if sync is not None else SyncConfig()
     health = health if health is not None else HealthConfig()
-
     with _torch_threads(1), BagReader(path, remap=remap) as bag:
-        present = bag.topics
-        cameras = [m for m, t in SENSORS.items() if t.topic in present]
-        if not cameras:
-            raise BagError(
-                path,
-                f"no camera topic: expected {', '.join(t.topic for t in SENSORS.values())}; the bag has "
-                f"{', '.join(bag.bag_topics) or 'no topics'} (read another name with --remap OLD:=NEW)",
-            )
-        if faults is not None:
-            schedule, source = faults, "argument"
-        else:
-            schedule, source = bag.fault_schedule()
+        _require_cameras(bag, path)
+        schedule, source = (faults, "argument") if faults is not None else bag.fault_schedule()
         sequence = bag.sequence()
         t0_ns = int(sequence["start_ns"]) if sequence and "start_ns" in sequence else bag.start_ns
+        segmenter, notes = _open(segmenter, backend, options)
+        board = _scoreboard(bag, schedule, t0_ns, sync, window_s, sequence)
+        pipeline: FramePipeline[None] = FramePipeline(health, sync, thermal=thermal, max_pixels=max_pixels)
+        replay = Replay(pipeline, segmenter, board, poll_ns=round(1e9 / poll_rate_hz))
+        replay.note_fault_starts(schedule, t0_ns)
+        replay.run(bag, path, max_pixels=max_pixels, progress=progress)
+        scores, bag_info = board.result(), _bag_info(bag, path, sequence)
+    config = {
+        "window_s": window_s,
+        "poll_rate_hz": poll_rate_hz,
+        "health": asdict(health),
+        "sync": _sync_json(sync),
+        "thermal": asdict(thermal),
+    }
+    return result_document(
+        "offline",
+        bag=bag_info,
+        backend=_backend_json(segmenter, notes),
+        config=config,
+        schedule=schedule_json(schedule, source, t0_ns),
+        scores=scores,
+        started=started,
+    )
 
-        if segmenter is None:
-            selection = select_backend(backend, options if options is not None else BackendOptions(threads=1))
-            segmenter, notes = Segmenter(selection.backend), selection.notes
-        else:
-            notes = ["given by the caller"]
 
-        truth_kinds = [_TRUTH_OF[t] for t in present if t in _TRUTH_OF]
-        scene_s = sequence.get("segment_s") if sequence else None
-        board = Scoreboard(
-            schedule,
-            t0_ns,
-            anchors=sync.anchors,
-            window_s=window_s,
-            truth_kinds=truth_kinds,
-            scene_s=float(scene_s) if isinstance(scene_s, (int, float)) and scene_s > 0 else None,
-        )
-        pipeline: FramePipeline[np.ndarray] = FramePipeline(health, sync)
-        probes = sorted((t0_ns + round(f.start_s * 1e9), i, f.modality) for i, f in enumerate(schedule or ()))
-        period_ns = round(1e9 / poll_rate_hz)
-
-        def run(frames: list[Frame[np.ndarray]], now_ns: int) -> None:
-            board.add_transitions(pipeline.monitor.pop_transitions())
-            for frame in frames:
-                anchor = frame.messages[frame.anchor].payload
-                images = {m: message.payload for m, message in frame.messages.items()}
-                tic = time.perf_counter()
-                segmentation = segmenter.segment(**images, output_size=anchor.shape[:2])
-                latency_s = time.perf_counter() - tic
-                board.add_output(
-                    Output(
-                        stamp_ns=frame.stamp_ns,
-                        time_ns=now_ns,
-                        anchor=frame.anchor,
-                        used=segmentation.used.name,
-                        class_ids=segmentation.class_ids,
-                        saliency=segmentation.saliency_mono8,
-                        latency_s=latency_s,
-                        waited_ns=frame.waited_ns,
-                        skipped=dict(frame.skipped),
-                    )
-                )
-
-        def advance(now_ns: int) -> None:
-            """Fault starts reached (note the expected period), then every poll due before ``now_ns``."""
-            nonlocal next_poll
-            while probes and probes[0][0] <= now_ns:
-                _, index, modality = probes.pop(0)
-                board.note_period(index, pipeline.monitor.expected_period_ns(modality))
-            while next_poll is not None and next_poll < now_ns:
-                run(pipeline.poll(next_poll), next_poll)
-                next_poll += period_ns
-
-        topics = [t for t in present if t in _MODALITY_OF or t in _TRUTH_OF]
-        total = sum(bag.count(t) for t in topics)
-        next_poll: int | None = None
-        last_ns = bag.start_ns
-        bar = tqdm(total=total, desc=f"eval {path.name}", unit="msg", disable=not progress)
-        try:
-            for message in bag.messages(topics):
-                bar.update()
-                now_ns = last_ns = message.record_ns
-                if next_poll is None:
-                    next_poll = now_ns + period_ns
-                advance(now_ns)
-                stamp = stamp_to_ns(message.msg.header.stamp)
-                kind = _TRUTH_OF.get(message.topic)
-                if kind is not None:
-                    image = _mono8(path, message.bag_topic, message.msg, max_pixels)
-                    board.add_truth(kind, stamp, image, now_ns)
-                    continue
-                modality = _MODALITY_OF[message.topic]
-                if modality not in sync.enabled:
-                    continue
-                try:
-                    image = decode(message.msg, modality, thermal=thermal, max_pixels=max_pixels)
-                except ImageMsgError as exc:
-                    board.add_reject(modality, exc.reason)
-                    continue
-                board.add_input(modality, stamp)
-                frames = pipeline.receive(
-                    modality, image, image, stamp_ns=stamp, receive_ns=now_ns, encoding=message.msg.encoding
-                )
-                run(frames, now_ns)
-            advance(last_ns + sync.wait_ns + 1)  # flush a frame still waiting for companions
-        finally:
-            bar.close()
-        board.add_transitions(pipeline.monitor.pop_transitions())
-        scores = board.result()
-
-        bag_info = {
-            "path": str(path),
-            "storage": bag.storage,
-            "start_ns": bag.start_ns,
-            "duration_s": round((bag.end_ns - bag.start_ns) / 1e9, 3),
-            "messages": bag.message_count,
-            "topics": {
-                topic: {"bag_topic": name, "messages": bag.count(topic)}
-                for topic, name in sorted(present.items())
-            },
-            "remap": dict(bag.remap),
-            "sequence": sequence,
-        }
-
-    h, w = segmenter.input_size
+def result_document(
+    mode: str,
+    *,
+    bag: dict[str, Any],
+    backend: dict[str, Any],
+    config: dict[str, Any],
+    schedule: dict[str, Any],
+    scores: dict[str, Any],
+    started: float,
+) -> dict[str, Any]:
+    """The JSON document of a bag evaluation, offline or live: one layout for both."""
     return {
         "format": RESULT_FORMAT,
         "version": RESULT_VERSION,
-        "mode": "offline",
-        "bag": bag_info,
-        "backend": {
-            "name": segmenter.backend.name,
-            "notes": list(notes),
-            "input_size": [h, w],
-            "model_sha256": segmenter.backend.metadata.get("checkpoint_sha256"),
-        },
+        "mode": mode,
+        "bag": bag,
+        "backend": backend,
         "versions": _versions(),
-        "config": {
-            "window_s": window_s,
-            "poll_rate_hz": poll_rate_hz,
-            "health": asdict(health),
-            "sync": {
-                "anchor_priority": list(sync.anchor_priority),
-                "enabled": list(sync.enabled),
-                "max_age_s": sync.max_age_ns / 1e9,
-                "max_skew_s": sync.max_skew_ns / 1e9,
-                "wait_s": sync.wait_ns / 1e9,
-            },
-            "thermal": asdict(thermal),
-        },
-        "schedule": {
-            "source": source,
-            "t0_ns": t0_ns,
-            "seed": schedule.seed if schedule is not None else None,
-            "faults": [f.to_dict() for f in schedule] if schedule is not None else [],
-        },
+        "config": config,
+        "schedule": schedule,
         **scores,
         "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def schedule_json(schedule: FaultSchedule | None, source: str, t0_ns: int) -> dict[str, Any]:
+    return {
+        "source": source,
+        "t0_ns": t0_ns,
+        "seed": schedule.seed if schedule is not None else None,
+        "faults": [f.to_dict() for f in schedule] if schedule is not None else [],
+    }
+
+
+class Replay:
+    """Drives one :class:`FramePipeline` and a :class:`Segmenter` over a bag in record time, as the
+    node's callbacks and timer would, and hands everything that happens to a :class:`Scoreboard`."""
+
+    def __init__(
+        self, pipeline: FramePipeline[None], segmenter: Segmenter, board: Scoreboard, *, poll_ns: int
+    ):
+        self.pipeline, self.segmenter, self.board, self.poll_ns = pipeline, segmenter, board, poll_ns
+        self.next_poll: int | None = None
+        self.probes: list[tuple[int, int, str]] = []
+
+    def note_fault_starts(self, schedule: FaultSchedule | None, t0_ns: int) -> None:
+        """At each fault's start, the board notes the period silence is judged against then."""
+        self.probes = sorted(
+            (t0_ns + round(f.start_s * 1e9), i, f.modality) for i, f in enumerate(schedule or ())
+        )
+
+    def run(self, bag: BagReader, path: Path, *, max_pixels: int, progress: bool) -> None:
+        topics = [t for t in bag.topics if t in _MODALITY_OF or t in _TRUTH_OF]
+        last_ns = bag.start_ns
+        total = sum(bag.count(t) for t in topics)
+        with tqdm(total=total, desc=f"eval {path.name}", unit="msg", disable=not progress) as bar:
+            for message in bag.messages(topics):
+                bar.update()
+                last_ns = message.record_ns
+                self.advance(last_ns)
+                kind = _TRUTH_OF.get(message.topic)
+                if kind is not None:
+                    image = _mono8(path, message.bag_topic, message.msg, max_pixels)
+                    self.board.add_truth(kind, stamp_ns(message.msg.header), image, last_ns)
+                    continue
+                modality = _MODALITY_OF[message.topic]
+                self.apply(
+                    self.pipeline.receive(modality, message.msg, receive_ns=last_ns, payload=None), last_ns
+                )
+        self.advance(last_ns + self.pipeline.assembler.config.wait_ns + 1)  # flush a waiting frame
+
+    def advance(self, now_ns: int) -> None:
+        """Fault starts reached (note the expected period), then every poll due before ``now_ns``."""
+        if self.next_poll is None:
+            self.next_poll = now_ns + self.poll_ns
+        while self.probes and self.probes[0][0] <= now_ns:
+            _, index, modality = self.probes.pop(0)
+            self.board.note_period(index, self.pipeline.monitor.expected_period_ns(modality))
+        while self.next_poll < now_ns:
+            self.apply(self.pipeline.poll(self.next_poll), self.next_poll)
+            self.next_poll += self.poll_ns
+
+    def apply(self, step: Step[None], now_ns: int) -> None:
+        """Score what one message or poll caused: rejections, inputs, transitions, outputs."""
+        if step.rejected is not None:
+            self.board.add_reject(step.rejected.modality, step.rejected.reason)
+        if step.accepted is not None:
+            self.board.add_input(step.accepted.modality, step.accepted.stamp_ns)
+        self.board.add_transitions(list(step.transitions))
+        for frame in step.frames:
+            tic = time.perf_counter()
+            segmentation = self.segmenter.segment_frame(frame)
+            self.board.add_output(
+                Output(
+                    stamp_ns=frame.stamp_ns,
+                    time_ns=now_ns,
+                    anchor=frame.anchor,
+                    used=segmentation.used.name,
+                    class_ids=segmentation.class_ids,
+                    saliency=segmentation.saliency_mono8,
+                    latency_s=time.perf_counter() - tic,
+                    waited_ns=frame.waited_ns,
+                    skipped=dict(frame.skipped),
+                )
+            )
+
+
+def _require_cameras(bag: BagReader, path: Path) -> None:
+    if not any(t.topic in bag.topics for t in SENSORS.values()):
+        raise BagError(
+            path,
+            f"no camera topic: expected {', '.join(t.topic for t in SENSORS.values())}; the bag has "
+            f"{', '.join(bag.bag_topics) or 'no topics'} (read another name with --remap OLD:=NEW)",
+        )
+
+
+def _open(
+    segmenter: Segmenter | None, backend: str, options: BackendOptions | None
+) -> tuple[Segmenter, list[str]]:
+    """The caller's segmenter, or the model opened as the node opens it (one ONNX Runtime thread)."""
+    if segmenter is not None:
+        return segmenter, ["given by the caller"]
+    options = options if options is not None else BackendOptions(threads=1)
+    selection = select_backend(backend, options)
+    return Segmenter(selection.backend, cuda_graphs=options.cuda_graphs), selection.notes
+
+
+def _scoreboard(
+    bag: BagReader,
+    schedule: FaultSchedule | None,
+    t0_ns: int,
+    sync: SyncConfig,
+    window_s: float,
+    sequence: dict[str, Any] | None,
+) -> Scoreboard:
+    scene_s = sequence.get("segment_s") if sequence else None
+    return Scoreboard(
+        schedule,
+        t0_ns,
+        anchors=sync.anchors,
+        window_s=window_s,
+        truth_kinds=[_TRUTH_OF[t] for t in bag.topics if t in _TRUTH_OF],
+        scene_s=float(scene_s) if isinstance(scene_s, (int, float)) and scene_s > 0 else None,
+    )
+
+
+def _bag_info(bag: BagReader, path: Path, sequence: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "storage": bag.storage,
+        "start_ns": bag.start_ns,
+        "duration_s": round((bag.end_ns - bag.start_ns) / 1e9, 3),
+        "messages": bag.message_count,
+        "topics": {
+            topic: {"bag_topic": name, "messages": bag.count(topic)}
+            for topic, name in sorted(bag.topics.items())
+        },
+        "remap": dict(bag.remap),
+        "sequence": sequence,
+    }
+
+
+def _backend_json(segmenter: Segmenter, notes: list[str]) -> dict[str, Any]:
+    h, w = segmenter.input_size
+    return {
+        "name": segmenter.backend.name,
+        "notes": list(notes),
+        "input_size": [h, w],
+        "model_sha256": segmenter.backend.metadata.get("checkpoint_sha256"),
+    }
+
+
+def _sync_json(sync: SyncConfig) -> dict[str, Any]:
+    return {
+        "anchor_priority": list(sync.anchor_priority),
+        "enabled": list(sync.enabled),
+        "max_age_s": sync.max_age_ns / 1e9,
+        "max_skew_s": sync.max_skew_ns / 1e9,
+        "wait_s": sync.wait_ns / 1e9,
     }

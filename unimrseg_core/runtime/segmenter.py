@@ -17,7 +17,7 @@ failure in ``FailoverBackend``, which re-runs a failed call on the next backend.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import cv2
 import numpy as np
@@ -58,6 +58,19 @@ def _on_cuda(backend: Any) -> bool:
     )
 
 
+class FrameLike(Protocol):
+    """What ``segment_frame`` needs of a frame (``sync.Frame``: the pipeline's output)."""
+
+    @property
+    def images(self) -> dict[str, np.ndarray]: ...
+
+    @property
+    def anchor_image(self) -> np.ndarray: ...
+
+    @property
+    def used(self) -> Combination: ...
+
+
 class Segmenter:
     def __init__(self, backend: Backend, *, stages: str = "auto", cuda_graphs: bool = True) -> None:
         """``stages``: one of STAGES; ``cuda_graphs``: replay the device stages from CUDA graphs."""
@@ -84,6 +97,11 @@ class Segmenter:
             raise ValueError(f"{name} is empty: {image.shape}")
         return image
 
+    def segment_frame(self, frame: FrameLike) -> Segmentation:
+        """A frame of ``FramePipeline``: its images, the masks at its anchor image's size, and
+        the frame's own modality mask as ``used`` (one fact, carried, not re-derived)."""
+        return self._segment(frame.images, frame.anchor_image.shape[:2], frame.used)
+
     def segment(
         self,
         rgb: np.ndarray | None = None,
@@ -94,11 +112,19 @@ class Segmenter:
     ) -> Segmentation:
         """Run on the given modalities; output at ``output_size`` or the first given image's size."""
         given = dict(zip(MODALITIES, (rgb, depth, thermal), strict=True))
-        images = {m: self._checked(m, image) for m, image in given.items() if image is not None}
-        if not images:
+        present = {m: image for m, image in given.items() if image is not None}
+        if not present:
             raise ValueError("no modality given: pass at least one of rgb, depth, thermal")
         if output_size is None:
-            output_size = next(iter(images.values())).shape[:2]
+            output_size = np.asarray(next(iter(present.values()))).shape[:2]
+        return self._segment(present, output_size, combination(list(present)))
+
+    def _segment(
+        self, given: dict[str, np.ndarray], output_size: tuple[int, ...], used: Combination
+    ) -> Segmentation:
+        images = {m: self._checked(m, given[m]) for m in MODALITIES if m in given}
+        if used.modalities != tuple(images):
+            raise ValueError(f"the mask says {used.name}, the images are {'+'.join(images)}")
         size = (int(output_size[0]), int(output_size[1]))
 
         def run(backend: Backend) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,7 +137,7 @@ class Segmenter:
         # a FailoverBackend counts this call's failures and re-runs it on the next backend
         guarded = getattr(self.backend, "run_guarded", None)
         ids, prob, mono8 = guarded(run) if guarded is not None else run(self.backend)
-        return Segmentation(ids, prob, combination(list(images)), mono8)
+        return Segmentation(ids, prob, used, mono8)
 
     def _device_stages(self, backend: Backend) -> Any:
         """The DeviceStages for ``backend`` (built once per backend; None: host stages)."""
