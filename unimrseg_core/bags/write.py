@@ -23,6 +23,7 @@ so ``out`` either does not exist or is a whole bag; an existing ``out`` is never
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import json
@@ -31,7 +32,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -163,86 +164,103 @@ def make_bag(
             log.warning("fault %s starts after the bag ends (%g s): it has no effect", fault, duration_s)
     sequence = SequenceGenerator(size, seed, rate_hz=rate_hz, segment_s=segment_s, conditions=conditions)
     n_frames = sequence.frame_count(duration_s)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Written as <parent>/.<name>.partial-<pid>/<name>, so the storage file gets the bag's name.
-    scratch = out.parent / f".{out.name}.partial-{os.getpid()}"
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    scratch.mkdir()
-    partial = scratch / out.name
-    counts: Counter[str] = Counter()
-    try:
+    meta = {
+        "format": BAG_FORMAT,
+        "version": _BAG_VERSION,
+        "seed": sequence.seed,
+        "size": list(sequence.size),
+        "rate_hz": rate_hz,
+        "duration_s": duration_s,
+        "frames": n_frames,
+        "segment_s": segment_s,
+        "conditions": [list(c) for c in sequence.conditions],
+        "start_ns": start_ns,
+    }
+    with _scratch(out) as partial:
         with Writer(partial, version=9, storage_plugin=STORAGES[storage]) as writer:
             writer.set_custom_data("unimrseg.faults", schedule.to_yaml())
-            writer.set_custom_data(
-                "unimrseg.sequence",
-                json.dumps(
-                    {
-                        "format": BAG_FORMAT,
-                        "version": _BAG_VERSION,
-                        "seed": sequence.seed,
-                        "size": list(sequence.size),
-                        "rate_hz": rate_hz,
-                        "duration_s": duration_s,
-                        "frames": n_frames,
-                        "segment_s": segment_s,
-                        "conditions": [list(c) for c in sequence.conditions],
-                        "start_ns": start_ns,
-                    }
-                ),
-            )
-            store = messages.typestore()
-            connections = {
-                t.topic: writer.add_connection(t.topic, IMAGE_TYPE, typestore=store)
-                for t in (*SENSORS.values(), *GROUND_TRUTH.values())
-            }
-            for topic in (FAULT_TIMELINE, FAULT_EVENTS):
-                connections[topic] = writer.add_connection(topic, STRING_TYPE, typestore=store)
-
-            queue = _Queue()
-            queue.push(start_ns, FAULT_TIMELINE, messages.serialize(messages.string_msg(schedule.to_yaml())))
-            for event in schedule.events(until_s=(n_frames - 1) / rate_hz):
-                text = json.dumps(event.to_dict())  # JSON is YAML: one flow mapping per message
-                at = start_ns + round(event.t_s * _NS_PER_S)
-                queue.push(at, FAULT_EVENTS, messages.serialize(messages.string_msg(text)))
-
-            def flush(until_ns: float) -> None:
-                for ns, topic, data in queue.pop_until(until_ns):
-                    writer.write(connections[topic], ns, data)
-                    counts[topic] += 1
-
-            injector: FaultInjector[np.ndarray] = FaultInjector(schedule)
+            writer.set_custom_data("unimrseg.sequence", json.dumps(meta))
+            bag = _BagMessages(writer, schedule, start_ns)
+            bag.queue_fault_messages(until_s=(n_frames - 1) / rate_hz)
             frames = sequence.frames(0, n_frames, workers=workers)
-            bar = tqdm(frames, total=n_frames, desc=f"bag {out.name}", unit="frame", disable=not progress)
-            for frame in bar:
-                stamp_ns = start_ns + round(frame.t_s * _NS_PER_S)
-                sample = frame.sample
-                for name, image in (("class_mask", sample.label), ("saliency", sample.saliency * 255)):
-                    topic = GROUND_TRUTH[name]
-                    msg = messages.image_msg(topic, np.ascontiguousarray(image, np.uint8), stamp_ns)
-                    queue.push(stamp_ns, topic.topic, messages.serialize(msg))
-                for modality in MODALITIES:
-                    delivery = injector.process(modality, frame.t_s, stamp_ns, getattr(sample, modality))
-                    if delivery is None:
-                        continue
-                    image = schedule.apply(delivery.content, delivery.payload, key=stamp_ns)
-                    msg = messages.image_msg(SENSORS[modality], image, delivery.stamp_ns, modality=modality)
-                    record_ns = stamp_ns + round(delivery.delay_s * _NS_PER_S)
-                    queue.push(record_ns, SENSORS[modality].topic, messages.serialize(msg))
-                flush(stamp_ns)
-            flush(float("inf"))
+            for frame in tqdm(
+                frames, total=n_frames, desc=f"bag {out.name}", unit="frame", disable=not progress
+            ):
+                bag.add_frame(frame.t_s, frame.sample)
+            bag.flush(float("inf"))
         schedule.save(partial / FAULTS_SIDECAR)
         if out.exists():
             raise FileExistsError(f"{out} appeared while the bag was written; refusing to overwrite it")
         partial.rename(out)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return BagSummary(
         path=out,
         storage=storage,
         frames=n_frames,
         duration_s=duration_s,
-        counts=dict(counts),
+        counts=dict(bag.counts),
         seconds=time.perf_counter() - started,
     )
+
+
+@contextlib.contextmanager
+def _scratch(out: Path) -> Iterator[Path]:
+    """``<parent>/.<name>.partial-<pid>/<name>``: the bag is written there (so the storage file gets
+    the bag's name) and renamed into place by the caller; the scratch folder never stays."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir()
+    try:
+        yield scratch / out.name
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _BagMessages:
+    """The bag's connections and a queue that writes messages in record-time order."""
+
+    def __init__(self, writer: Writer, schedule: FaultSchedule, start_ns: int) -> None:
+        store = messages.typestore()
+        self.writer, self.schedule, self.start_ns = writer, schedule, start_ns
+        self.connections = {
+            t.topic: writer.add_connection(t.topic, IMAGE_TYPE, typestore=store)
+            for t in (*SENSORS.values(), *GROUND_TRUTH.values())
+        }
+        for topic in (FAULT_TIMELINE, FAULT_EVENTS):
+            self.connections[topic] = writer.add_connection(topic, STRING_TYPE, typestore=store)
+        self.queue = _Queue()
+        self.counts: Counter[str] = Counter()
+        self.injector: FaultInjector[np.ndarray] = FaultInjector(schedule)
+
+    def queue_fault_messages(self, *, until_s: float) -> None:
+        """The schedule at the start, then one message per fault event (JSON is YAML: a flow mapping)."""
+        timeline = messages.serialize(messages.string_msg(self.schedule.to_yaml()))
+        self.queue.push(self.start_ns, FAULT_TIMELINE, timeline)
+        for event in self.schedule.events(until_s=until_s):
+            at = self.start_ns + round(event.t_s * _NS_PER_S)
+            self.queue.push(
+                at, FAULT_EVENTS, messages.serialize(messages.string_msg(json.dumps(event.to_dict())))
+            )
+
+    def add_frame(self, t_s: float, sample: Any) -> None:
+        """Ground truth and the cameras' images of one instant, through the fault injector."""
+        stamp_ns = self.start_ns + round(t_s * _NS_PER_S)
+        for name, image in (("class_mask", sample.label), ("saliency", sample.saliency * 255)):
+            topic = GROUND_TRUTH[name]
+            msg = messages.image_msg(topic, np.ascontiguousarray(image, np.uint8), stamp_ns)
+            self.queue.push(stamp_ns, topic.topic, messages.serialize(msg))
+        for modality in MODALITIES:
+            delivery = self.injector.process(modality, t_s, stamp_ns, getattr(sample, modality))
+            if delivery is None:
+                continue
+            image = self.schedule.apply(delivery.content, delivery.payload, key=stamp_ns)
+            msg = messages.image_msg(SENSORS[modality], image, delivery.stamp_ns, modality=modality)
+            record_ns = stamp_ns + round(delivery.delay_s * _NS_PER_S)
+            self.queue.push(record_ns, SENSORS[modality].topic, messages.serialize(msg))
+        self.flush(stamp_ns)
+
+    def flush(self, until_ns: float) -> None:
+        for ns, topic, data in self.queue.pop_until(until_ns):
+            self.writer.write(self.connections[topic], ns, data)
+            self.counts[topic] += 1
