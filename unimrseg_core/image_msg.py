@@ -6,7 +6,7 @@ reads any object with the Image fields ``height, width, encoding, is_bigendian,
 step, data``: rclpy messages (``data`` is an ``array.array``), rosbags messages
 (``data`` is a numpy uint8 array), or plain bytes / memoryview data.
 
-Decoded arrays are in the project's sensor units (``unimrseg_core.data.sample.FORMATS``):
+Decoded arrays are in the project's sensor units (``modalities.SENSOR_FORMATS``):
 
 - ``rgb``: ``HxWx3`` uint8, RGB order.
 - ``depth``: ``HxW`` float32 metres, 0 = invalid (REP 118: 16UC1/mono16 are millimetres).

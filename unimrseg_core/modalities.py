@@ -32,6 +32,7 @@ __all__ = [
     "NORMALIZATION",
     "NUM_CLASSES",
     "OUTPUT_NAMES",
+    "SENSOR_FORMATS",
     "ClassInfo",
     "Combination",
     "ModalityNorm",
@@ -50,6 +51,14 @@ MODALITIES: Final[tuple[str, ...]] = ("rgb", "depth", "thermal")
 """Modality order: the order of the mask entries and of the model's image inputs."""
 
 MODALITY_CHANNELS: Final[Mapping[str, int]] = {"rgb": 3, "depth": 1, "thermal": 1}
+
+SENSOR_FORMATS: Final[Mapping[str, tuple[int, type]]] = {
+    "rgb": (3, np.uint8),  # HxWx3, RGB order
+    "depth": (2, np.float32),  # HxW metres, 0 = no return (REP 118)
+    "thermal": (2, np.float32),  # HxW kelvin
+}
+"""(ndim, dtype) of each modality's image in sensor units: what decoders produce, what the health
+checks, samples and the Segmenter accept, and what ``normalize`` maps to the network's range."""
 
 NEAREST_RESIZE: Final[frozenset[str]] = frozenset({"depth"})
 """Modalities resized with nearest neighbour: interpolating depth would blend invalid zeros

@@ -23,7 +23,7 @@ from unimrseg_core.data.sample import Sample
 from unimrseg_core.data.tensors import model_inputs
 from unimrseg_core.eval.cli import add_parser
 from unimrseg_core.eval.evaluate import evaluate, usable_combinations
-from unimrseg_core.eval.formats import FORMATS
+from unimrseg_core.eval.formats import DATASET_FORMATS
 from unimrseg_core.eval.metrics import SALIENCY_KEYS, SaliencyMeter, SegmentationMeter
 from unimrseg_core.eval.plots import write_plots
 from unimrseg_core.eval.protocols import (
@@ -285,7 +285,7 @@ def test_resize_keeps_dtypes_and_does_not_blend_depth_holes():
 
 
 def test_formats_map_to_readers():
-    assert set(FORMATS.values()) == set(READERS)
+    assert set(DATASET_FORMATS.values()) == set(READERS)
 
 
 # ------------------------------------------------------------- an oracle network

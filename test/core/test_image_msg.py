@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from unimrseg_core.data.sample import FORMATS
 from unimrseg_core.image_msg import (
     DEFAULT_THERMAL,
     ENCODINGS,
@@ -27,7 +26,7 @@ from unimrseg_core.image_msg import (
     encode,
     fill_msg,
 )
-from unimrseg_core.modalities import MODALITIES, NORMALIZATION
+from unimrseg_core.modalities import MODALITIES, NORMALIZATION, SENSOR_FORMATS
 
 H, W = 5, 7
 PAIRS = [(m, e) for m in MODALITIES for e in MODALITY_ENCODINGS[m]]
@@ -57,7 +56,7 @@ def sample(modality: str, encoding: str, rng: np.random.Generator) -> np.ndarray
 
 
 def assert_format(out: np.ndarray, modality: str, shape: tuple[int, int], source: object = None) -> None:
-    ndim, dtype = FORMATS[modality]
+    ndim, dtype = SENSOR_FORMATS[modality]
     assert out.ndim == ndim
     assert out.dtype == dtype
     assert out.shape[:2] == shape

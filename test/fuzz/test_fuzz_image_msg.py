@@ -16,7 +16,6 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from unimrseg_core.data.sample import FORMATS
 from unimrseg_core.image_msg import (
     DEFAULT_THERMAL,
     ENCODINGS,
@@ -28,7 +27,7 @@ from unimrseg_core.image_msg import (
     encode,
     fill_msg,
 )
-from unimrseg_core.modalities import MODALITIES
+from unimrseg_core.modalities import MODALITIES, SENSOR_FORMATS
 
 pytestmark = pytest.mark.timeout(fuzzing.TIMEOUT_S)
 
@@ -53,7 +52,7 @@ def _check_refusal(error: BaseException) -> None:
 
 
 def _check_format(out: np.ndarray, modality: str, height: int, width: int) -> None:
-    ndim, dtype = FORMATS[modality]
+    ndim, dtype = SENSOR_FORMATS[modality]
     assert (out.ndim, out.dtype) == (ndim, np.dtype(dtype))
     assert out.shape[:2] == (height, width)
     assert modality != "rgb" or out.shape[2] == 3

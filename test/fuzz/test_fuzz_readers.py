@@ -24,7 +24,7 @@ from PIL import Image
 
 from unimrseg_core.data.readers import DatasetError, open_dataset, read_header, read_image
 from unimrseg_core.data.readers.images import read_index_image, to_grey, to_rgb
-from unimrseg_core.data.sample import FORMATS, Sample
+from unimrseg_core.data.sample import ARRAY_FORMATS, Sample
 
 pytestmark = pytest.mark.timeout(fuzzing.TIMEOUT_S)
 
@@ -224,7 +224,7 @@ def _read(kind: str, root: Path, split: str | None, on_error: str) -> list[Sampl
 def _check_sample(sample: Sample) -> None:
     """Every field present has the contract's rank and dtype, and one size for all."""
     sizes = set()
-    for name, (ndim, dtype) in FORMATS.items():
+    for name, (ndim, dtype) in ARRAY_FORMATS.items():
         value = getattr(sample, name, None)
         if value is None:
             continue

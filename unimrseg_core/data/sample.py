@@ -7,18 +7,17 @@ from typing import Any, Final
 
 import numpy as np
 
-from unimrseg_core.modalities import MODALITIES, mask_array
+from unimrseg_core.modalities import MODALITIES, SENSOR_FORMATS, mask_array
 
 # every per-pixel array a sample can carry, in a fixed order
 ARRAYS: Final[tuple[str, ...]] = (*MODALITIES, "label", "saliency")
-# (ndim, dtype) of each array, as documented in ``Sample``
-FORMATS: Final[dict[str, tuple[int, type]]] = {
-    "rgb": (3, np.uint8),
-    "depth": (2, np.float32),
-    "thermal": (2, np.float32),
+# (ndim, dtype) of each array, as documented in ``Sample``: the images' are the sensor formats
+ARRAY_FORMATS: Final[dict[str, tuple[int, type]]] = {
+    **SENSOR_FORMATS,
     "label": (2, np.uint8),
     "saliency": (2, np.uint8),
 }
+FORMATS: Final = ARRAY_FORMATS  # the old name, read by runtime/segmenter.py until it reads SENSOR_FORMATS
 
 __all__ = ["Sample"]
 
@@ -64,7 +63,7 @@ class Sample:
         """Raise ValueError naming the field if any array breaks the contract above."""
         size = self.size
         source = self.meta.get("name", "sample")
-        for name, (ndim, dtype) in FORMATS.items():
+        for name, (ndim, dtype) in ARRAY_FORMATS.items():
             array = getattr(self, name)
             if array is None:
                 continue

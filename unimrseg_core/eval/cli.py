@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from unimrseg_core.cli_types import non_negative_int, positive_int
-from unimrseg_core.eval.formats import FORMATS
+from unimrseg_core.eval.formats import DATASET_FORMATS
 
 __all__ = ["add_parser", "run"]
 
@@ -39,7 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--no-protocols", action="store_true", help="skip the RMM / NM passes")
     p.add_argument("--data", type=Path, help="a real dataset root instead of the procedural test split")
-    p.add_argument("--format", choices=FORMATS, help="layout of --data")
+    p.add_argument("--format", choices=DATASET_FORMATS, help="layout of --data")
     p.add_argument("--split", help="split of --data (default: test if the dataset has one, else all)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
     p.add_argument(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["FORMATS"]
+__all__ = ["DATASET_FORMATS"]
 
-FORMATS: Final[dict[str, str]] = {
+DATASET_FORMATS: Final[dict[str, str]] = {
     "vt5000": "rgbt_sod",
     "vt821": "rgbt_sod",
     "vt1000": "rgbt_sod",

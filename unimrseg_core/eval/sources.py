@@ -16,7 +16,7 @@ from unimrseg_core.data.generator import SceneGenerator
 from unimrseg_core.data.readers import open_dataset
 from unimrseg_core.data.sample import ARRAYS, Sample
 from unimrseg_core.data.splits import TEST_SCENES, TEST_SEED
-from unimrseg_core.eval.formats import FORMATS
+from unimrseg_core.eval.formats import DATASET_FORMATS
 
 __all__ = [
     "CONDITION_CYCLE",
@@ -117,16 +117,16 @@ def load_real(
     split: str | None = None,
     limit: int | None = None,
 ) -> LazySamples:
-    """A real dataset (``fmt`` a key of :data:`FORMATS`) read through ``open_dataset``, resized to ``size``.
+    """A real dataset (``fmt``: a key of :data:`DATASET_FORMATS`) via ``open_dataset``, resized to ``size``.
 
     Scores are then computed at the model's input size. ``limit`` keeps the first N scenes.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown dataset format {fmt!r}; valid: {', '.join(FORMATS)}")
-    reader = open_dataset(FORMATS[fmt], root, split=split)
+    if fmt not in DATASET_FORMATS:
+        raise ValueError(f"unknown dataset format {fmt!r}; valid: {', '.join(DATASET_FORMATS)}")
+    reader = open_dataset(DATASET_FORMATS[fmt], root, split=split)
     info = {
         "source": fmt,
-        "reader": FORMATS[fmt],
+        "reader": DATASET_FORMATS[fmt],
         "root": str(root),
         "split": split,
         "size": list(size),

@@ -1,4 +1,4 @@
-"""Content faults on images in sensor units (``unimrseg_core.data.sample.FORMATS``).
+"""Content faults on images in sensor units (``modalities.SENSOR_FORMATS``).
 
 Pure functions: an image in, a new image out (the input is never modified), the
 randomness from the generator passed in. :meth:`FaultSchedule.apply` seeds that

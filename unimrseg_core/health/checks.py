@@ -17,10 +17,9 @@ from typing import Final
 
 import numpy as np
 
-from unimrseg_core.data.sample import FORMATS
 from unimrseg_core.health.config import HealthConfig
 from unimrseg_core.health.text import percent, size
-from unimrseg_core.modalities import MODALITIES, MODALITY_CHANNELS, NORMALIZATION
+from unimrseg_core.modalities import MODALITIES, MODALITY_CHANNELS, NORMALIZATION, SENSOR_FORMATS
 
 __all__ = ["FrameCheck", "check_frame"]
 
@@ -53,7 +52,7 @@ def check_frame(modality: str, image: object, config: HealthConfig) -> FrameChec
 
 
 def _format_problem(modality: str, image: np.ndarray) -> str | None:
-    ndim, dtype = FORMATS[modality]
+    ndim, dtype = SENSOR_FORMATS[modality]
     channels = MODALITY_CHANNELS[modality]
     want = f"{ndim}-D {np.dtype(dtype).name}" + (f" with {channels} channels" if ndim == 3 else "")
     if image.ndim != ndim or image.dtype != dtype or (ndim == 3 and image.shape[2] != channels):

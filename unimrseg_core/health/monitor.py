@@ -81,7 +81,7 @@ class HealthMonitor:
         receive_ns: int,
         encoding: str | None = None,
     ) -> ModalityHealth:
-        """Check one received frame (sensor units, as in ``data.sample.FORMATS``) and update the state.
+        """Check one received frame (sensor units, as in ``modalities.SENSOR_FORMATS``) and update the state.
 
         ``stamp_ns`` is the header stamp, ``receive_ns`` when it arrived (both ns, any
         epoch, but each consistent over calls); ``encoding`` is the ROS encoding if

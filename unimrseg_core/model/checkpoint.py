@@ -12,11 +12,10 @@ import hashlib
 import json
 import pickle
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from unimrseg_core.modalities import metadata_mismatch, model_metadata
 from unimrseg_core.model.config import ModelConfig
-from unimrseg_core.runtime.options import SHIPPED_WEIGHTS_DIR
 
 if TYPE_CHECKING:
     import torch
@@ -25,7 +24,9 @@ if TYPE_CHECKING:
 
 FORMAT = "unimrseg-checkpoint"
 VERSION = 1
-SHIPPED = SHIPPED_WEIGHTS_DIR / "unimrseg.pt"
+SHIPPED_WEIGHTS_DIR: Final = Path(__file__).resolve().parent.parent / "weights"
+"""The shipped model's folder (checkpoint, metadata, ONNX); the node's default ``model_dir``."""
+SHIPPED: Final = SHIPPED_WEIGHTS_DIR / "unimrseg.pt"
 
 
 class CheckpointError(ValueError):

@@ -10,16 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+# the shipped model's folder is the model's fact; the ROS parameter table still reads it from here
+from unimrseg_core.model.checkpoint import SHIPPED_WEIGHTS_DIR as SHIPPED_WEIGHTS_DIR
+
 BACKENDS: Final = ("auto", "tensorrt", "compiled", "onnxruntime", "torch")
 ENGINE_PRECISIONS: Final[dict[str, tuple[str, ...]]] = {
     "tensorrt": ("fp32", "fp16", "int8"),
     "compiled": ("fp32", "fp16", "bf16"),
 }
 """Precisions each engine backend builds (the others run fp32)."""
-
-
-SHIPPED_WEIGHTS_DIR: Final = Path(__file__).resolve().parent.parent / "weights"
-"""The shipped model's folder (checkpoint, metadata, ONNX); the node's default ``model_dir``."""
 
 
 def default_cache_dir() -> Path:
