@@ -174,66 +174,8 @@ def write_report(
     seconds: dict[str, float] | None = None,
 ) -> Path:
     """``out_dir/report.md`` (and ``strip.png`` when ``samples`` is given); returns the report's path."""
-    lines = ["# UniMRSeg demo: live fault evaluation", ""]
-    ls, os_ = live["summary"], offline["summary"]
-    diff = None
-    if ls["all"]["miou"] is not None and os_["all"]["miou"] is not None:
-        diff = abs(ls["all"]["miou"] - os_["all"]["miou"])
-    bag = live["bag"]
-    node = live["live"]["node"]
-    lines += [
-        f"Bag: `{Path(bag['path']).name}`, {bag['duration_s']:.0f} s, {bag['messages']} messages "
-        f"(faults baked into the bag by `bag make --faults`, schedule from {live['schedule']['source']}). "
-        f"Live: `unimrseg_node` ({node.get('backend')} {node.get('precision')} on {node.get('device')}) and "
-        f"`unimrseg bag play` in their own processes on ROS domain {live['live']['domain_id']}; offline: the "
-        "same logic over the bag without DDS.",
-        "",
-        "## Live vs offline",
-        "",
-        "| | live | offline |",
-        "|---|---:|---:|",
-        f"| mIoU, whole bag | {_c(ls['all']['miou'], 3)} | {_c(os_['all']['miou'], 3)} |",
-        f"| mIoU, healthy phase | {_c(ls['healthy']['miou'], 3)} | {_c(os_['healthy']['miou'], 3)} |",
-        f"| outputs / anchor frames | {ls['all']['outputs']} / {ls['all']['anchor_frames']} | "
-        f"{os_['all']['outputs']} / {os_['all']['anchor_frames']} |",
-        f"| targets | {_pass(live)} | {_pass(offline)} |",
-        "",
-        f"**|live − offline| mIoU = {_c(diff, 4)}** (target ≤ {MIOU_AGREEMENT}: "
-        f"{'pass' if diff is not None and diff <= MIOU_AGREEMENT else '**fail**'}). "
-        f"Live receive latency (receive − stamp) p50 {_c(live['live']['receive_latency_ms']['p50'], 1)} ms, "
-        f"p95 {_c(live['live']['receive_latency_ms']['p95'], 1)} ms; frames dropped by the node: "
-        f"{node.get('dropped_frames')}.",
-        "",
-        "## Faults (live)",
-        "",
-        "Detected: fault start → the node's health leaves OK (from its /diagnostics); recovered: fault end → "
-        "OK again; in expected frame periods (target ≤ 3 for drop / freeze / blackout). Rate: outputs / "
-        "anchor frames while the fault is active (target ≥ 0.95). mIoU: during the fault against the healthy "
-        "frames of its own scene (target ≥ 0.90). Left out: first frame without the faulted modality.",
-        "",
-        "| fault | detected after | recovered after | left out after | out / anchor Hz | mIoU "
-        "(vs healthy) | offline mIoU | detection | recovery | rate | mIoU |",
-        "|---|---:|---:|---:|---:|---:|---:|:-:|:-:|:-:|:-:|",
-    ]
-    rows = live["targets"]["rows"]
-    for f, g in zip(live["faults"], offline["faults"], strict=True):
-        det, rec, during = f["detection"] or {}, f["recovery"] or {}, f["during"]
-        ratio = f["miou_vs_scene_healthy"] if f["scene_healthy_miou"] is not None else f["miou_vs_healthy"]
-        target = "miou_vs_scene_healthy" if f["scene_healthy_miou"] is not None else "miou_vs_healthy"
-        left = (f.get("left_out") or {}).get("first_frame_without_s")
-        lines.append(
-            f"| {f['fault']} | {_delay(det)} | {_delay(rec)} | "
-            f"{'–' if left is None else f'{left:.2f} s'} "
-            f"| {_c(during['output_rate_hz'], 1)} / {_c(during['anchor_rate_hz'], 1)} "
-            f"({_c(during['rate_ratio'])}) "
-            f"| {_c(during['miou'], 3)} ({_c(ratio)}) | {_c(g['during']['miou'], 3)} "
-            f"| {_verdict(rows, f['fault'], 'detection_delay_periods') or '–'} "
-            f"| {_verdict(rows, f['fault'], 'recovery_delay_periods') or '–'} "
-            f"| {_verdict(rows, f['fault'], 'output_rate_ratio')} | {_verdict(rows, f['fault'], target)} |"
-        )
-    missed = [r for r in rows if r["passed"] is False]
-    lines += ["", f"Targets missed live: {len(missed)} of {len(rows)}."]
-    lines += [f"- {r['fault']}: {r['target']} = {r['value']} (target {r['threshold']})" for r in missed]
+    lines = ["# UniMRSeg demo: live fault evaluation", "", *_comparison(live, offline)]
+    lines += _fault_table(live, offline)
     lines += [
         "",
         "## Timeline (live)",
@@ -262,6 +204,80 @@ def write_report(
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _comparison(live: dict[str, Any], offline: dict[str, Any]) -> list[str]:
+    """The bag, how it was played, and the live vs offline table with the agreement verdict."""
+    ls, os_ = live["summary"], offline["summary"]
+    diff = None
+    if ls["all"]["miou"] is not None and os_["all"]["miou"] is not None:
+        diff = abs(ls["all"]["miou"] - os_["all"]["miou"])
+    bag = live["bag"]
+    node = live["live"]["node"]
+    return [
+        f"Bag: `{Path(bag['path']).name}`, {bag['duration_s']:.0f} s, {bag['messages']} messages "
+        f"(faults baked into the bag by `bag make --faults`, schedule from {live['schedule']['source']}). "
+        f"Live: `unimrseg_node` ({node.get('backend')} {node.get('precision')} on {node.get('device')}) and "
+        f"`unimrseg bag play` in their own processes on ROS domain {live['live']['domain_id']}; offline: the "
+        "same logic over the bag without DDS.",
+        "",
+        "## Live vs offline",
+        "",
+        "| | live | offline |",
+        "|---|---:|---:|",
+        f"| mIoU, whole bag | {_c(ls['all']['miou'], 3)} | {_c(os_['all']['miou'], 3)} |",
+        f"| mIoU, healthy phase | {_c(ls['healthy']['miou'], 3)} | {_c(os_['healthy']['miou'], 3)} |",
+        f"| outputs / anchor frames | {ls['all']['outputs']} / {ls['all']['anchor_frames']} | "
+        f"{os_['all']['outputs']} / {os_['all']['anchor_frames']} |",
+        f"| targets | {_pass(live)} | {_pass(offline)} |",
+        "",
+        f"**|live − offline| mIoU = {_c(diff, 4)}** (target ≤ {MIOU_AGREEMENT}: "
+        f"{'pass' if diff is not None and diff <= MIOU_AGREEMENT else '**fail**'}). "
+        f"Live receive latency (receive − stamp) p50 {_c(live['live']['receive_latency_ms']['p50'], 1)} ms, "
+        f"p95 {_c(live['live']['receive_latency_ms']['p95'], 1)} ms; frames dropped by the node: "
+        f"{node.get('dropped_frames')}.",
+        "",
+    ]
+
+
+def _fault_table(live: dict[str, Any], offline: dict[str, Any]) -> list[str]:
+    """One row per fault (live figures and verdicts, offline mIoU), then the targets missed."""
+    lines = [
+        "## Faults (live)",
+        "",
+        "Detected: fault start → the node's health leaves OK (from its /diagnostics); recovered: fault end → "
+        "OK again; in expected frame periods (target ≤ 3 for drop / freeze / blackout). Rate: outputs / "
+        "anchor frames while the fault is active (target ≥ 0.95). mIoU: during the fault against the healthy "
+        "frames of its own scene (target ≥ 0.90). Left out: first frame without the faulted modality.",
+        "",
+        "| fault | detected after | recovered after | left out after | out / anchor Hz | mIoU "
+        "(vs healthy) | offline mIoU | detection | recovery | rate | mIoU |",
+        "|---|---:|---:|---:|---:|---:|---:|:-:|:-:|:-:|:-:|",
+    ]
+    rows = live["targets"]["rows"]
+    for f, g in zip(live["faults"], offline["faults"], strict=True):
+        lines.append(_fault_row(f, g, rows))
+    missed = [r for r in rows if r["passed"] is False]
+    lines += ["", f"Targets missed live: {len(missed)} of {len(rows)}."]
+    lines += [f"- {r['fault']}: {r['target']} = {r['value']} (target {r['threshold']})" for r in missed]
+    return lines
+
+
+def _fault_row(f: dict[str, Any], g: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    det, rec, during = f["detection"] or {}, f["recovery"] or {}, f["during"]
+    ratio = f["miou_vs_scene_healthy"] if f["scene_healthy_miou"] is not None else f["miou_vs_healthy"]
+    target = "miou_vs_scene_healthy" if f["scene_healthy_miou"] is not None else "miou_vs_healthy"
+    left = (f.get("left_out") or {}).get("first_frame_without_s")
+    return (
+        f"| {f['fault']} | {_delay(det)} | {_delay(rec)} | "
+        f"{'–' if left is None else f'{left:.2f} s'} "
+        f"| {_c(during['output_rate_hz'], 1)} / {_c(during['anchor_rate_hz'], 1)} "
+        f"({_c(during['rate_ratio'])}) "
+        f"| {_c(during['miou'], 3)} ({_c(ratio)}) | {_c(g['during']['miou'], 3)} "
+        f"| {_verdict(rows, f['fault'], 'detection_delay_periods') or '–'} "
+        f"| {_verdict(rows, f['fault'], 'recovery_delay_periods') or '–'} "
+        f"| {_verdict(rows, f['fault'], 'output_rate_ratio')} | {_verdict(rows, f['fault'], target)} |"
+    )
 
 
 def _pass(result: dict[str, Any]) -> str:
