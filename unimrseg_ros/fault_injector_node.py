@@ -22,6 +22,14 @@ JSON, latched) says which faults are active with their exact start and end times
 the ROS clock, at every change and every ``status_period_seconds``, so an evaluation
 can time detection against them.
 
+Lifecycle, as the segmentation node's: parameters are declared in ``__init__``;
+``on_configure`` reads the QoS, the enabled cameras and the status period (changing them
+is refused until cleanup) and checks the schedule file; ``on_activate`` creates the
+publishers, subscriptions, services and timers and starts a new time axis (the schedule
+file and the commanded faults from there, counts from zero); ``on_deactivate`` and
+``on_cleanup`` destroy them. With ``autostart`` (default) ``main()`` configures and
+activates at once, so ``ros2 run`` and launch users see a plain node.
+
 Time is the node's ROS clock (``use_sim_time`` follows a bag player's /clock). One
 process republishes every camera, so it enlarges its Fast DDS shared-memory segment
 first (:mod:`unimrseg_ros.transport`).
@@ -37,12 +45,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import ParameterException
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
@@ -57,10 +66,10 @@ from unimrseg_ros import injector_parameters as params
 from unimrseg_ros.cdr_header import cdr_stamp_ns, with_cdr_stamp
 from unimrseg_ros.parameters import QosSettings
 from unimrseg_ros.qos import LATCHED, profile
-from unimrseg_ros.run import run_node
+from unimrseg_ros.run import ManagedNode, run_lifecycle_node
 from unimrseg_ros.transport import use_large_shm_segment
 
-__all__ = ["FaultInjectorNode", "main"]
+__all__ = ["FaultInjectorNode", "InjectorConfig", "main"]
 
 _NS: Final = 1_000_000_000
 _TICK_S: Final = 0.05  # how often expiry and fault starts / ends are checked
@@ -109,54 +118,160 @@ class DelayLine:
         self._thread.join(timeout=2.0)
 
 
-class FaultInjectorNode(Node):
-    """The fault injector; construct it, spin it."""
+@dataclass(frozen=True)
+class InjectorConfig:
+    """What ``on_configure`` reads; fixed until cleanup (changing one of these is refused meanwhile)."""
+
+    input_qos: QoSProfile
+    output_qos: QoSProfile
+    enabled: tuple[str, ...]
+    status_period_s: float
+    schedule_start: str
+
+
+READ_AT_CONFIGURE: Final = frozenset(
+    (
+        "input_qos.reliability",
+        "input_qos.depth",
+        "output_qos.reliability",
+        "output_qos.depth",
+        "status_period_seconds",
+    )
+)
+"""The writable parameters only ``on_configure`` reads (the others apply at once, or are read-only)."""
+
+
+class FaultInjectorNode(ManagedNode):
+    """The fault injector, a lifecycle node; construct, then ``start()`` (what autostart does) or drive it."""
 
     def __init__(self, node_name: str = topics.INJECTOR_NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._lock = threading.RLock()
-        self._ready = False
-        self._origin_ns: int | None = None  # the node's time axis starts at the first clock reading
-        self._live = LiveFaults()
-        self._injector: FaultInjector[bytes] = FaultInjector(FaultSchedule())
-        self._counts: dict[str, Counter[str]] = {m: Counter() for m in MODALITIES}
-        self._delay = DelayLine()
+        self._config: InjectorConfig | None = None
+        self._active = False
+        self._delay: DelayLine | None = None
+        self._pubs: dict[str, Any] = {}
+        self._subs: dict[str, Any] = {}
+        self._status_pub: Any = None
+        self._services: list[Any] = []
+        self._timers: list[Any] = []
+        self._reset_faults()
         self.add_on_set_parameters_callback(self._validate)
         self.add_post_set_parameters_callback(self._apply)
         params.declare(self)  # a bad -p / params-file value raises here, naming the parameter
 
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         value = self._value
-        in_qos = profile(QosSettings(value("input_qos.reliability"), value("input_qos.depth")))
-        out_qos = profile(QosSettings(value("output_qos.reliability"), value("output_qos.depth")))
-        self._enabled = tuple(m for m in MODALITIES if value(f"{m}.enabled"))
-        self._pubs = {m: self.create_publisher(Image, topics.INPUTS[m], out_qos) for m in self._enabled}
-        self._subs = {
-            m: self.create_subscription(
-                Image, topics.INJECTOR_INPUTS[m], lambda data, m=m: self._on_image(m, data), in_qos, raw=True
-            )
-            for m in self._enabled
+        path = value("schedule_file")
+        try:
+            if path:
+                FaultSchedule.load(path)  # it may have changed since it was set
+        except (OSError, FaultError) as exc:
+            self.get_logger().error(f"configure failed: schedule_file: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._config = InjectorConfig(
+            input_qos=profile(QosSettings(value("input_qos.reliability"), value("input_qos.depth"))),
+            output_qos=profile(QosSettings(value("output_qos.reliability"), value("output_qos.depth"))),
+            enabled=tuple(m for m in MODALITIES if value(f"{m}.enabled")),
+            status_period_s=value("status_period_seconds"),
+            schedule_start=value("schedule_start"),
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._config is None:
+            return TransitionCallbackReturn.FAILURE
+        try:
+            self._activate(self._config)
+        except Exception as exc:  # e.g. the schedule file went away since configure
+            self.get_logger().error(f"activate failed: {type(exc).__name__}: {exc}")
+            self._deactivate()
+            return TransitionCallbackReturn.FAILURE
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self.get_logger().info("inactive: cameras no longer republished")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._config = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        """Stop republishing and forget the configuration, whatever the state (shutdown, errors, exit)."""
+        self._deactivate()
+        self._config = None
+
+    def _reset_faults(self) -> None:
+        """A new time axis, no faults, no counts: what each activation starts from."""
+        self._origin_ns: int | None = None  # the node's time axis starts at the first clock reading
+        self._live = LiveFaults()
+        self._injector: FaultInjector[bytes] = FaultInjector(FaultSchedule())
+        self._counts: dict[str, Counter[str]] = {m: Counter() for m in MODALITIES}
+
+    def _activate(self, config: InjectorConfig) -> None:
+        """Publishers, subscriptions, services and timers; then the schedule file and the commanded faults."""
+        with self._lock:
+            self._reset_faults()
+            self._delay = DelayLine()
+        self._pubs = {
+            m: self.create_publisher(Image, topics.INPUTS[m], config.output_qos) for m in config.enabled
         }
         self._status_pub = self.create_publisher(String, topics.FAULTS_ACTIVE, LATCHED)
-        self.create_service(Trigger, "~/clear_faults", self._on_clear)
-        self.create_service(Trigger, "~/restart_schedule", self._on_restart)
-        self.create_timer(_TICK_S, self._on_tick)
-        self.create_timer(value("status_period_seconds"), self._publish_status)
-
+        self._subs = {
+            m: self.create_subscription(
+                Image,
+                topics.INJECTOR_INPUTS[m],
+                lambda data, m=m: self._on_image(m, data),
+                config.input_qos,
+                raw=True,
+            )
+            for m in config.enabled
+        }
+        self._services = [
+            self.create_service(Trigger, "~/clear_faults", self._on_clear),
+            self.create_service(Trigger, "~/restart_schedule", self._on_restart),
+        ]
+        self._timers = [
+            self.create_timer(_TICK_S, self._on_tick),
+            self.create_timer(config.status_period_s, self._publish_status),
+        ]
         now = self._tau()
-        path = value("schedule_file")
+        path = self._value("schedule_file")
         if path:
-            start_now = value("schedule_start") == "node_start"
+            start_now = config.schedule_start == "node_start"
             self._live.load(FaultSchedule.load(path), now if start_now else None)
         for modality in MODALITIES:
             self._command(modality, now)
-        self._ready = True
+        self._active = True
         self._on_tick()
         self._publish_status()
         routes = ", ".join(
             f"{self._resolved(topics.INJECTOR_INPUTS[m])} -> {self._resolved(topics.INPUTS[m])}"
-            for m in self._enabled
+            for m in config.enabled
         )
         self.get_logger().info(f"republishing {routes}" + (f"; schedule {path}" if path else ""))
+
+    def _deactivate(self) -> None:
+        """Stop the delay line first (nothing publishes late), then destroy timers, services, subs, pubs."""
+        self._active = False
+        if self._delay is not None:
+            self._delay.stop()
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        for service in self._services:
+            self.destroy_service(service)
+        for sub in self._subs.values():
+            self.destroy_subscription(sub)
+        for pub in (*self._pubs.values(), *([self._status_pub] if self._status_pub is not None else [])):
+            self.destroy_publisher(pub)
+        with self._lock:
+            self._delay, self._status_pub = None, None
+            self._timers, self._services, self._subs, self._pubs = [], [], {}, {}
 
     # ------------------------------------------------------------------ time and state
 
@@ -218,12 +333,20 @@ class FaultInjectorNode(Node):
     # ------------------------------------------------------------------ parameters
 
     def _validate(self, changed: Sequence[Parameter]) -> SetParametersResult:
-        """Refuse out-of-range values, faults the model rejects, and schedule files that do not load."""
+        """Refuse out-of-range values, faults the model rejects, schedule files that do not load, and
+        changes to what ``on_configure`` read while the node is configured."""
         names = {p.name: p.value for p in changed}
         for name, value in names.items():
             problem = params.validate(name, value)
             if problem:
                 return SetParametersResult(successful=False, reason=f"{name}: {problem}")
+        fixed = sorted(READ_AT_CONFIGURE & names.keys()) if self._config is not None else []
+        if fixed:
+            return SetParametersResult(
+                successful=False,
+                reason=f"{fixed[0]} is read at configure: deactivate and clean up the node, set it, "
+                "then configure again",
+            )
         if names.get("schedule_file"):
             try:
                 FaultSchedule.load(names["schedule_file"])
@@ -252,8 +375,11 @@ class FaultInjectorNode(Node):
         return SetParametersResult(successful=True)
 
     def _apply(self, changed: Sequence[Parameter]) -> None:
-        """Apply accepted changes at once: a commanded fault, or a schedule file started now."""
-        if not self._ready:
+        """Apply accepted changes at once while active: a commanded fault, or a schedule file started now.
+
+        While inactive they only wait: activation reads the schedule file and the faults.
+        """
+        if not self._active:
             return
         now = self._tau()
         names = {p.name for p in changed}
@@ -364,7 +490,7 @@ class FaultInjectorNode(Node):
                 },
                 "active": [stamped(a.to_dict()) for a in active],
                 "changes": [{**c.to_dict(), "t_ns": self._ns(c.t_s)} for c in changes],
-                "counts": {m: dict(self._counts[m]) for m in self._enabled},
+                "counts": {m: dict(self._counts[m]) for m in (self._config.enabled if self._config else ())},
             }
 
     def _publish_status(self, changes: Sequence[Any] = ()) -> None:
@@ -394,24 +520,16 @@ class FaultInjectorNode(Node):
         response.success, response.message = True, f"schedule {path} started again"
         return response
 
-    def destroy_node(self) -> None:
-        self._delay.stop()
-        super().destroy_node()
-
 
 def main(args: Sequence[str] | None = None) -> int:
-    """Console script: run until SIGINT or SIGTERM (exit 0); a bad parameter exits 2 naming it."""
+    """Console script: configure and activate (``autostart``), run until SIGINT or SIGTERM, shut down
+    through the lifecycle (exit 0); a bad parameter exits 2 naming it."""
     try:
         use_large_shm_segment()
     except ValueError as exc:  # a bad UNIMRSEG_SHM_SEGMENT_MB
         print(f"{topics.INJECTOR_NODE_NAME}: {exc}", file=sys.stderr)
         return 2
-    return run_node(
-        FaultInjectorNode,
-        name=topics.INJECTOR_NODE_NAME,
-        args=args,
-        bad_parameter=(ParameterException, FaultError, OSError),
-    )
+    return run_lifecycle_node(FaultInjectorNode, name=topics.INJECTOR_NODE_NAME, args=args)
 
 
 if __name__ == "__main__":

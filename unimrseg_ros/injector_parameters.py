@@ -96,6 +96,12 @@ def _modality(modality: str) -> list[Param]:
 
 PARAMS: Final[tuple[Param, ...]] = (
     Param(
+        "autostart",
+        True,
+        "Configure and activate on start; false: wait for lifecycle transitions (e.g. a lifecycle manager).",
+        read_only=True,
+    ),
+    Param(
         "schedule_file",
         "",
         "Fault schedule YAML (README 'Bags and faults'), times from its start; empty: none. Setting it "

@@ -1,6 +1,8 @@
 """The console scripts' shared main loop: spin one node until SIGINT or SIGTERM, then tear it down.
 
-``unimrseg_node`` and ``unimrseg_fault_injector`` both run through :func:`run_node`:
+``unimrseg_node`` and ``unimrseg_fault_injector`` are both lifecycle nodes and both run
+through :func:`run_node`; :class:`ManagedNode` and :func:`run_lifecycle_node` hold what a
+lifecycle node needs on top of it (``autostart``, shutdown through the lifecycle):
 
 - rclpy's own signal handlers are not installed: SIGINT and SIGTERM only set a flag, so
   no ``KeyboardInterrupt`` can land in the middle of a callback or a transition;
@@ -34,16 +36,18 @@ from typing import TypeVar
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-__all__ = ["SPIN_STEP_S", "run_node"]
+__all__ = ["SPIN_STEP_S", "ManagedNode", "run_lifecycle_node", "run_node"]
 
 SPIN_STEP_S = 0.1
 """Longest wait in one executor step: the delay between a signal and the start of teardown."""
 
 N = TypeVar("N", bound=Node)
+M = TypeVar("M", bound="ManagedNode")
 
 
 class _Failures:
@@ -141,3 +145,68 @@ def run_node(
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     return 0
+
+
+class ManagedNode(LifecycleNode):
+    """A lifecycle node that frees everything in :meth:`release`, whatever its state.
+
+    Subclasses declare parameters in ``__init__``, read them in ``on_configure`` and create
+    their publishers and subscriptions in ``on_configure`` / ``on_activate``, destroying
+    them in the mirror transitions; shutdown, errors and ``destroy_node`` all end in
+    :meth:`release`, so nothing outlives the node (threads included).
+    """
+
+    def start(self) -> bool:
+        """Configure, then activate (what ``autostart`` does); True when active."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    @property
+    def state_label(self) -> str:
+        """``unconfigured``, ``inactive``, ``active`` or ``finalized``."""
+        return str(self._state_machine.current_state[1])
+
+    def release(self) -> None:
+        """Destroy what the transitions created and stop the node's threads; safe to call twice."""
+        raise NotImplementedError
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        self.release()
+        super().destroy_node()
+
+
+def run_lifecycle_node(
+    make_node: Callable[[], M],
+    *,
+    name: str,
+    args: Sequence[str] | None = None,
+    bad_parameter: tuple[type[BaseException], ...] = (ParameterException,),
+) -> int:
+    """:func:`run_node` for a :class:`ManagedNode` with an ``autostart`` parameter.
+
+    With ``autostart`` the node is configured and activated before spinning (a failure is
+    logged and the node stays up, unconfigured, for a lifecycle manager to retry); at the
+    end it goes through ``shutdown`` while the context is still valid.
+    """
+
+    def autostart(node: M) -> None:
+        if node.get_parameter("autostart").value and not node.start():
+            node.get_logger().error(f"autostart failed; the node stays {node.state_label}")
+
+    def shut_down(node: M) -> None:
+        if node.state_label in ("unconfigured", "inactive", "active"):
+            node.trigger_shutdown()
+        node.release()  # whatever the state (e.g. finalized after an error)
+
+    return run_node(
+        make_node, name=name, args=args, bad_parameter=bad_parameter, started=autostart, stopping=shut_down
+    )

@@ -1,9 +1,9 @@
 """The fault injector node in-process: its parameter table, the CDR stamp helpers, and each message path.
 
-The node is constructed on this test's own domain and fed serialized images directly
-(``_on_image``), with its publishers replaced by lists, so every fault kind is checked
-deterministically without timing between processes; test_fault_injector.py runs it
-for real between a camera rig and the segmentation node.
+The node is constructed on this test's own domain, configured and activated, and fed
+serialized images directly (``_on_image``), with its publishers replaced by lists, so
+every fault kind is checked deterministically without timing between processes;
+test_fault_injector.py runs it for real between a camera rig and the segmentation node.
 """
 
 from __future__ import annotations
@@ -95,9 +95,12 @@ def injector(rclpy_context: Any, tmp_path: Path) -> Any:
     from unimrseg_ros.fault_injector_node import FaultInjectorNode
 
     node = FaultInjectorNode(context=rclpy_context)
-    node.capture = {m: Capture() for m in node._pubs}
+    assert node.start()  # what autostart does
+    publishers = node._pubs
+    node.capture = {m: Capture() for m in publishers}
     node._pubs = node.capture
     yield node
+    node._pubs = publishers  # the real ones, for the lifecycle to destroy
     node.destroy_node()
 
 
