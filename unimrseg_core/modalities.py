@@ -36,6 +36,7 @@ __all__ = [
     "ClassInfo",
     "Combination",
     "ModalityNorm",
+    "apply_mask",
     "class_id",
     "colorize",
     "combination",
@@ -141,6 +142,21 @@ def mask_array(present: Iterable[str]) -> np.ndarray:
     if unknown:
         raise ValueError(f"unknown modality {sorted(unknown)!r}; valid: {', '.join(MODALITIES)}")
     return np.array([m in names for m in MODALITIES], dtype=np.float32)
+
+
+def apply_mask(inputs: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Model inputs with only ``mask``'s modalities: the others' images zeroed, ``modality_mask`` set.
+
+    The one way inputs lose a modality (evaluation, export parity, engine checks and calibration;
+    ``data.tensor_ops.apply_mask_tensor`` is the same on tensors), so absent images are zeros
+    everywhere, as the I/O contract says. ``inputs`` as ``data.tensors.model_inputs`` makes them
+    (images ``[..., C, H, W]``, ``modality_mask [..., 3]``), batched or not; ``mask`` is ``[3]``
+    for every sample or ``[..., 3]`` per sample. ``inputs`` are left alone.
+    """
+    mask = np.broadcast_to(np.asarray(mask, np.float32), inputs["modality_mask"].shape)
+    out = {m: inputs[m] * mask[..., i, None, None, None] for i, m in enumerate(MODALITIES)}
+    out["modality_mask"] = mask.copy()
+    return out
 
 
 # --------------------------------------------------------------------------- classes

@@ -20,6 +20,7 @@ from unimrseg_core.modalities import (
     MODALITY_CHANNELS,
     NORMALIZATION,
     NUM_CLASSES,
+    apply_mask,
     class_id,
     colorize,
     combination,
@@ -315,3 +316,47 @@ def test_no_other_module_restates_modalities_or_classes():
     assert found == [], "import these from unimrseg_core.modalities instead:\n" + "\n".join(found)
     # and the reference file itself is seen by the checker (the check can fail)
     assert restated_facts(modalities_file.read_text())
+
+
+def _inputs(batch: tuple[int, ...]) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(3)
+    images = {
+        m: rng.uniform(0.1, 1, (*batch, MODALITY_CHANNELS[m], 4, 5)).astype(np.float32) for m in MODALITIES
+    }
+    return {**images, "modality_mask": np.ones((*batch, len(MODALITIES)), np.float32)}
+
+
+@pytest.mark.parametrize("batch", [(), (7,)])
+def test_apply_mask_zeroes_the_absent_and_marks_them(batch):
+    inputs = _inputs(batch)
+    for combo in COMBINATIONS:
+        out = apply_mask(inputs, combo.mask)
+        np.testing.assert_array_equal(out["modality_mask"], np.broadcast_to(combo.mask, (*batch, 3)))
+        for m in MODALITIES:
+            assert out[m].dtype == np.float32
+            np.testing.assert_array_equal(out[m], inputs[m] if m in combo else 0.0, err_msg=f"{combo} {m}")
+    assert (inputs["depth"] > 0).all()  # the inputs are left alone
+    assert (inputs["modality_mask"] == 1).all()
+
+
+def test_apply_mask_takes_one_mask_per_sample():
+    inputs = _inputs((7,))
+    masks = np.stack([c.mask for c in COMBINATIONS])
+    out = apply_mask(inputs, masks)
+    for row, combo in enumerate(COMBINATIONS):
+        alone = apply_mask({k: v[row] for k, v in inputs.items()}, combo.mask)
+        for key in (*MODALITIES, "modality_mask"):
+            np.testing.assert_array_equal(out[key][row], alone[key])
+
+
+def test_apply_mask_tensor_is_apply_mask():
+    import torch
+
+    from unimrseg_core.data.tensor_ops import apply_mask_tensor
+
+    inputs = _inputs((7,))
+    masks = np.stack([c.mask for c in COMBINATIONS])
+    want = apply_mask(inputs, masks)
+    got = apply_mask_tensor({k: torch.from_numpy(v) for k, v in inputs.items()}, torch.from_numpy(masks))
+    for key in (*MODALITIES, "modality_mask"):
+        np.testing.assert_array_equal(got[key].numpy(), want[key], err_msg=key)

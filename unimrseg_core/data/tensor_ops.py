@@ -7,11 +7,13 @@ numpy and the torch versions cannot drift apart (a test holds them equal).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
-from unimrseg_core.modalities import NORMALIZATION
+from unimrseg_core.modalities import MODALITIES, NORMALIZATION
 
-__all__ = ["normalize_tensor", "saliency_mono8_tensor"]
+__all__ = ["apply_mask_tensor", "normalize_tensor", "saliency_mono8_tensor"]
 
 
 def normalize_tensor(modality: str, image: torch.Tensor) -> torch.Tensor:
@@ -27,6 +29,13 @@ def normalize_tensor(modality: str, image: torch.Tensor) -> torch.Tensor:
     out = ((x - norm.low) * scale).clamp_(0.0, 1.0)
     if image.is_floating_point():
         out = torch.where(torch.isfinite(x), out, torch.zeros((), device=x.device))
+    return out
+
+
+def apply_mask_tensor(inputs: Mapping[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``modalities.apply_mask`` on a batch of tensors: ``mask [B, 3]``, on the inputs' device."""
+    out = {m: inputs[m] * mask[:, i].reshape(-1, 1, 1, 1) for i, m in enumerate(MODALITIES)}
+    out["modality_mask"] = mask
     return out
 
 

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from unimrseg_core.modalities import MODALITIES, Combination
+from unimrseg_core.modalities import MODALITIES, Combination, apply_mask
 
 __all__ = [
     "NOISE_LEVELS",
@@ -45,9 +45,7 @@ NOISE_LEVELS: Final[dict[str, float]] = {"gaussian": 0.1, "salt_pepper": 0.1}
 
 def drop(inputs: Inputs, combination: Combination) -> Inputs:
     """EMM: only ``combination``'s modalities stay; the others become zeros and are marked absent."""
-    out = {m: inputs[m] if m in combination else np.zeros_like(inputs[m]) for m in MODALITIES}
-    out["modality_mask"] = np.broadcast_to(combination.mask, inputs["modality_mask"].shape).copy()
-    return out
+    return apply_mask(inputs, combination.mask)
 
 
 def random_missing(inputs: Inputs, ratio: float, rng: np.random.Generator, patch: int = 16) -> Inputs:
