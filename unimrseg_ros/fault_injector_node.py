@@ -153,8 +153,8 @@ class FaultInjectorNode(ManagedNode):
         self._pubs: dict[str, Any] = {}
         self._subs: dict[str, Any] = {}
         self._status_pub: Any = None
-        self._services: list[Any] = []
-        self._timers: list[Any] = []
+        self._service_handles: list[Any] = []
+        self._timer_handles: list[Any] = []
         self._reset_faults()
         self.add_on_set_parameters_callback(self._validate)
         self.add_post_set_parameters_callback(self._apply)
@@ -232,11 +232,11 @@ class FaultInjectorNode(ManagedNode):
             )
             for m in config.enabled
         }
-        self._services = [
+        self._service_handles = [
             self.create_service(Trigger, "~/clear_faults", self._on_clear),
             self.create_service(Trigger, "~/restart_schedule", self._on_restart),
         ]
-        self._timers = [
+        self._timer_handles = [
             self.create_timer(_TICK_S, self._on_tick),
             self.create_timer(config.status_period_s, self._publish_status),
         ]
@@ -261,9 +261,9 @@ class FaultInjectorNode(ManagedNode):
         self._active = False
         if self._delay is not None:
             self._delay.stop()
-        for timer in self._timers:
+        for timer in self._timer_handles:
             self.destroy_timer(timer)
-        for service in self._services:
+        for service in self._service_handles:
             self.destroy_service(service)
         for sub in self._subs.values():
             self.destroy_subscription(sub)
@@ -271,7 +271,7 @@ class FaultInjectorNode(ManagedNode):
             self.destroy_publisher(pub)
         with self._lock:
             self._delay, self._status_pub = None, None
-            self._timers, self._services, self._subs, self._pubs = [], [], {}, {}
+            self._timer_handles, self._service_handles, self._subs, self._pubs = [], [], {}, {}
 
     # ------------------------------------------------------------------ time and state
 

@@ -113,6 +113,8 @@ def test_only_the_active_state_has_topics_services_and_timers(harness: Harness) 
     node = harness.node
     assert node.state_label == "unconfigured"
     bare = entities(node)  # what rclpy makes for any lifecycle node: /rosout, transition events ...
+    always = {"get_parameters", "set_parameters", "get_state", "change_state"}  # ros2 param / lifecycle
+    assert always <= {name.rpartition("/")[2] for name in bare.services}
     assert not bare.subscriptions & ACTIVE_SUBSCRIPTIONS
     assert not bare.publishers & ACTIVE_PUBLISHERS
     assert not bare.services & ACTIVE_SERVICES
