@@ -48,6 +48,13 @@ def test_launch_file_imports_ros_launch_only_inside_its_function():
     assert callable(module.generate_launch_description)
 
 
+def test_launch_file_takes_node_and_topic_names_from_the_topic_table():
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    imported = {(n.module, a.name) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert {("unimrseg_core.topics", "INPUTS"), ("unimrseg_core.topics", "NODE_NAME")} <= imported
+    # (test/core/test_topics.py: and it spells no topic or node name itself)
+
+
 def test_launch_file_documents_every_argument():
     docstring = ast.get_docstring(ast.parse(LAUNCH_FILE.read_text())) or ""
     for name in ARGUMENTS:
