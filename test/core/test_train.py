@@ -562,14 +562,8 @@ def test_stage3_before_stages_1_and_2_is_refused(
     assert not (tmp_path / "run" / "model.pt").exists()
 
 
-def test_interrupted_run_resumes_to_the_same_model(
-    full_run: tuple[Path, Path], cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Interrupted after stage 1's first step, resumed with ``--stage stage1``, then the full run
-    continues with stages 2 and 3: same metrics rows and bit-identical final weights as the
-    uninterrupted run (batches and damage are functions of the step, the optimiser is restored)."""
-    out = tmp_path / "run"
-    config = _write(tmp_path / "tiny.yaml", _tiny(out, cache_dir))
+def _interrupt_after_stage1_step1(config: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train ``config`` until the resume point after stage 1's first step, then stop (Ctrl-C)."""
     save_state = Trainer._save_state
 
     def interrupting(self: Trainer, optimizer: torch.optim.Optimizer | None) -> None:
@@ -583,6 +577,17 @@ def test_interrupted_run_resumes_to_the_same_model(
     state = torch.load(out / "state.pt", weights_only=True)
     assert (state["completed"], state["phase"], state["step"]) == ([], "stage1", 1)
     assert state["optimizer"] is not None
+
+
+def test_interrupted_run_resumes_to_the_same_model(
+    full_run: tuple[Path, Path], cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted after stage 1's first step, resumed with ``--stage stage1``, then the full run
+    continues with stages 2 and 3: same metrics rows and bit-identical final weights as the
+    uninterrupted run (batches and damage are functions of the step, the optimiser is restored)."""
+    out = tmp_path / "run"
+    config = _write(tmp_path / "tiny.yaml", _tiny(out, cache_dir))
+    _interrupt_after_stage1_step1(config, out, monkeypatch)
 
     assert _train(config, "--stage", "stage1") == 0
     assert (out / "phase_stage1.pt").is_file()
@@ -599,6 +604,21 @@ def test_interrupted_run_resumes_to_the_same_model(
     assert all(torch.equal(final[k], expected[k]) for k in expected)
 
 
+def test_a_run_resumes_with_another_input_pipeline(
+    full_run: tuple[Path, Path], cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted with the tensor pool, resumed with the DataLoader path (how batches are made is
+    not part of a run's identity): stage 1 ends bit-identical to the uninterrupted run's."""
+    out = tmp_path / "run"
+    raw = _tiny(out, cache_dir)
+    _interrupt_after_stage1_step1(_write(tmp_path / "tiny.yaml", raw), out, monkeypatch)
+    raw["data"] = raw["data"] | {"loader": "dataloader", "workers": 2}
+    assert _train(_write(tmp_path / "other.yaml", raw), "--stage", "stage1") == 0
+    _, reference = full_run
+    final, expected = _state(out / "phase_stage1.pt"), _state(reference / "phase_stage1.pt")
+    assert all(torch.equal(final[k], expected[k]) for k in expected)
+
+
 def test_the_dataloader_path_trains_the_same_model(full_run: tuple[Path, Path], tmp_path: Path) -> None:
     """``data.loader: dataloader`` (workers decoding PNGs) instead of the default tensor pool: the
     same batches, so on the CPU the same losses and bit-identical weights."""
@@ -610,6 +630,22 @@ def test_the_dataloader_path_trains_the_same_model(full_run: tuple[Path, Path], 
     assert [r["loss"] for r in _rows(out)] == [r["loss"] for r in _rows(reference)]
     final, expected = _state(out / "model.pt"), _state(reference / "model.pt")
     assert all(torch.equal(final[k], expected[k]) for k in expected)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", ["unimrseg", "complete-only", "modality-dropout"])
+def test_training_on_cuda(method: str, full_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """``--device cuda``: every phase trains on the GPU, batches cut from the pool there; finite
+    losses; UniMRSeg's first loss is the CPU run's up to TF32 rounding (same batch, same damage)."""
+    config, reference = full_run
+    out = tmp_path / method
+    assert _train(config, "--method", method, "--device", "cuda", "--out-dir", str(out)) == 0
+    rows = _rows(out)
+    assert all(math.isfinite(float(r["loss"])) for r in rows)
+    if method == "unimrseg":
+        assert float(rows[0]["loss"]) == pytest.approx(float(_rows(reference)[0]["loss"]), rel=1e-2)
+    _, meta = load_model(out / "model.pt")
+    assert meta["training"]["config"]["device"] == "cuda"
 
 
 @pytest.mark.parametrize("method", ["complete-only", "modality-dropout"])

@@ -14,6 +14,8 @@ from unimrseg_core.model.config import STRIDE, ModelConfig
 METHODS: Final = ("unimrseg", "complete-only", "modality-dropout")
 STAGES: Final = ("stage1", "stage2", "stage3")
 LOADERS: Final = ("tensors", "dataloader")
+PIPELINE_OPTIONS: Final = ("workers", "loader_workers", "loader", "pool_device_gib")
+"""``data`` options that choose how batches are made, not which: a run may resume with others."""
 
 
 @dataclass

@@ -103,7 +103,6 @@ class TensorPool:
         self.arrays = arrays
         self.storage = arrays["rgb"].device
         self.device = device
-        self.size: tuple[int, int] = tuple(arrays["rgb"].shape[2:])  # type: ignore[assignment]
 
     @classmethod
     def load(cls, root: Path, device: torch.device, budget_gib: float | str = "auto") -> TensorPool:

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from unimrseg_core.model.checkpoint import save_model
 from unimrseg_core.model.network import UniMRSegNet
 from unimrseg_core.train.batches import Batch, batches, ensure_pool, pool_dir
-from unimrseg_core.train.config import StageConfig, TrainConfig
+from unimrseg_core.train.config import PIPELINE_OPTIONS, StageConfig, TrainConfig
 from unimrseg_core.train.pool import TensorPool
 from unimrseg_core.train.stages import STEPS, StepFn, TrainNet
 
@@ -163,6 +163,16 @@ def train_step(
     return loss.detach(), parts
 
 
+def identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a config (``TrainConfig.to_dict``, or a saved identity) that decide what is
+    trained: not the device, nor how batches are made (``config.PIPELINE_OPTIONS``: the same
+    batches either way), so a run resumes on a GPU, or with another loader, where it stopped."""
+    keys = ("method", "seed", "model", "data", "losses", "stages", "batch_size")
+    out = {k: config[k] for k in keys}
+    out["data"] = {k: v for k, v in config["data"].items() if k not in PIPELINE_OPTIONS}
+    return out
+
+
 def _step_generator(cfg: TrainConfig, phase: int, step: int, rank: int) -> torch.Generator:
     """The step's damage draws: a CPU generator, so they are the same on every device."""
     gen = torch.Generator()
@@ -187,16 +197,15 @@ class Trainer:
         return self.out / "state.pt"
 
     def _identity(self) -> dict[str, Any]:
-        """What a resumed run must share with the run that wrote the checkpoint."""
-        c = self.cfg.to_dict()
-        return {k: c[k] for k in ("method", "seed", "model", "data", "losses", "stages", "batch_size")}
+        """What a resumed run must share with the run that wrote the checkpoint (see ``identity``)."""
+        return identity(self.cfg.to_dict())
 
     def resume(self) -> None:
         path = self._state_path()
         if not path.is_file():
             return
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved["identity"] != self._identity():
+        if identity(saved["identity"]) != self._identity():
             raise ValueError(
                 f"{path} was written by a different configuration; use another out_dir or --restart"
             )
