@@ -39,7 +39,13 @@ from typing import Any, Final
 
 import numpy as np
 
-from unimrseg_core.bags.evaluate import RESULT_FORMAT, RESULT_VERSION, _mono8, _torch_threads, _versions
+from unimrseg_core.bags.evaluate import (
+    RESULT_FORMAT,
+    RESULT_VERSION,
+    package_versions,
+    torch_threads,
+    truth_mono8,
+)
 from unimrseg_core.bags.messages import stamp_to_ns
 from unimrseg_core.bags.read import BagError, BagReader
 from unimrseg_core.bags.score import DEFAULT_WINDOW_S, Output, Scoreboard
@@ -361,7 +367,7 @@ def evaluate_live(
     _say(
         progress, f"live: {len(masks['class_mask'])} outputs received; scoring against the bag's ground truth"
     )
-    with _torch_threads(1):  # torchmetrics' confusion matrix: 1.6 ms a frame on one thread, 110 on two
+    with torch_threads(1):  # torchmetrics' confusion matrix: 1.6 ms a frame on one thread, 110 on two
         result = _score(
             path, remap, schedule, t0_ns, sequence, window_s, masks, status, diagnostics, offset_ns
         )
@@ -392,7 +398,7 @@ def evaluate_live(
         "mode": "live",
         "bag": bag_info,
         "backend": {"name": inference.get("backend"), "notes": [inference.get("backend_notes", "")]},
-        "versions": _versions(),
+        "versions": package_versions(),
         "config": {"window_s": window_s, "node_params": str(config), "node_args": list(node_args)},
         "schedule": {
             "source": source,
@@ -515,7 +521,7 @@ def _score(
             stamp = stamp_to_ns(message.msg.header.stamp)
             kind = _TRUTH_OF.get(message.topic)
             if kind is not None:
-                image = _mono8(path, message.bag_topic, message.msg, MAX_PIXELS)
+                image = truth_mono8(path, message.bag_topic, message.msg, MAX_PIXELS)
                 events.append((message.record_ns, 0, (kind, stamp, image)))
             else:
                 events.append((message.record_ns, 0, (_MODALITY_OF[message.topic], stamp)))

@@ -55,7 +55,16 @@ from unimrseg_core.runtime.segmenter import Segmenter, saliency_mono8
 from unimrseg_core.runtime.selection import BackendOptions, select_backend
 from unimrseg_core.sync import SyncConfig
 
-__all__ = ["DEFAULT_WINDOW_S", "RESULT_FORMAT", "RESULT_VERSION", "evaluate_bag", "saliency_mono8"]
+__all__ = [
+    "DEFAULT_WINDOW_S",
+    "RESULT_FORMAT",
+    "RESULT_VERSION",
+    "evaluate_bag",
+    "package_versions",
+    "saliency_mono8",
+    "torch_threads",
+    "truth_mono8",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +83,7 @@ _PACKAGES: Final = (
 )
 
 
-def _mono8(bag: Path, topic: str, msg: Any, max_pixels: int) -> np.ndarray:
+def truth_mono8(bag: Path, topic: str, msg: Any, max_pixels: int) -> np.ndarray:
     """A ground-truth Image (mono8) -> ``HxW`` uint8; anything else is a :class:`BagError`."""
     if getattr(msg, "encoding", None) != "mono8":
         raise BagError(
@@ -86,7 +95,7 @@ def _mono8(bag: Path, topic: str, msg: Any, max_pixels: int) -> np.ndarray:
         raise BagError(bag, f"ground truth on {topic!r}: {exc}") from None
 
 
-def _versions() -> dict[str, str | None]:
+def package_versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"unimrseg": __version__, "python": platform.python_version()}
     for name in _PACKAGES:
         try:
@@ -97,7 +106,7 @@ def _versions() -> dict[str, str | None]:
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
     """Run torch (the metrics) on ``n`` threads, then restore: on 2 busy cores, torchmetrics'
     confusion matrix took 110 ms per 240x320 frame on 2 threads and 1.6 ms on one."""
     before = torch.get_num_threads()
@@ -148,7 +157,7 @@ def evaluate_bag(
     path = Path(path)
     sync = sync if sync is not None else SyncConfig()
     health = health if health is not None else HealthConfig()
-    with _torch_threads(1), BagReader(path, remap=remap) as bag:
+    with torch_threads(1), BagReader(path, remap=remap) as bag:
         _require_cameras(bag, path)
         schedule, source = (faults, "argument") if faults is not None else bag.fault_schedule()
         sequence = bag.sequence()
@@ -195,7 +204,7 @@ def result_document(
         "mode": mode,
         "bag": bag,
         "backend": backend,
-        "versions": _versions(),
+        "versions": package_versions(),
         "config": config,
         "schedule": schedule,
         **scores,
@@ -240,7 +249,7 @@ class Replay:
                 self.advance(last_ns)
                 kind = _TRUTH_OF.get(message.topic)
                 if kind is not None:
-                    image = _mono8(path, message.bag_topic, message.msg, max_pixels)
+                    image = truth_mono8(path, message.bag_topic, message.msg, max_pixels)
                     self.board.add_truth(kind, stamp_ns(message.msg.header), image, last_ns)
                     continue
                 modality = _MODALITY_OF[message.topic]

@@ -31,7 +31,13 @@ from typing import Any, Final
 from rosbags.interfaces import Qos, QosDurability, QosReliability
 from rosbags.rosbag2 import Reader
 
-from unimrseg_core.bags.read import BagError, _explain, check_bag_path, open_reader, ordered_messages
+from unimrseg_core.bags.read import (
+    BagError,
+    check_bag_path,
+    explain_read_error,
+    open_reader,
+    ordered_messages,
+)
 
 __all__ = ["RawBag", "RawMessage", "RawTopic", "RecordedQos", "summarize_qos"]
 
@@ -113,7 +119,7 @@ class RawBag:
         try:
             reader = Reader(self.path)
         except Exception as exc:  # rosbags raises many types for a broken file; all mean "cannot read"
-            raise BagError(self.path, f"cannot open: {_explain(exc)}") from exc
+            raise BagError(self.path, f"cannot open: {explain_read_error(exc)}") from exc
         open_reader(self.path, reader)
         self._reader = reader
         try:

@@ -91,7 +91,7 @@ def parse_remap(items: Collection[str]) -> dict[str, str]:
     return remap
 
 
-def _explain(exc: BaseException) -> str:
+def explain_read_error(exc: BaseException) -> str:
     """A reader exception as one line, with a hint for the usual causes."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     lowered = text.lower()  # rosbags', sqlite's and apsw's wording
@@ -115,7 +115,7 @@ def ordered_messages(path: Path, stream: Iterator[Record]) -> Iterator[Record]:
         try:
             item = next(stream, None)
         except Exception as exc:
-            raise BagError(path, f"reading failed after {count} messages: {_explain(exc)}") from exc
+            raise BagError(path, f"reading failed after {count} messages: {explain_read_error(exc)}") from exc
         if item is None:
             return
         connection, record_ns, _ = item
@@ -158,7 +158,7 @@ def open_reader(path: Path, reader: Any) -> None:
     try:
         reader.open()
     except Exception as exc:  # rosbags raises many types for a broken file; all mean "cannot read"
-        raise BagError(path, f"cannot open: {_explain(exc)}") from exc
+        raise BagError(path, f"cannot open: {explain_read_error(exc)}") from exc
 
 
 class BagReader:
@@ -200,7 +200,7 @@ class BagReader:
         try:  # AnyReader refuses a file it has no storage plugin for (a .txt) already here
             reader = AnyReader([self.path], default_typestore=messages.typestore())
         except Exception as exc:  # rosbags raises many types for a broken file; all mean "cannot read"
-            raise BagError(self.path, f"cannot open: {_explain(exc)}") from exc
+            raise BagError(self.path, f"cannot open: {explain_read_error(exc)}") from exc
         open_reader(self.path, reader)
         self._reader = reader
         try:
@@ -346,7 +346,7 @@ class BagReader:
                 raise BagError(
                     self.path,
                     f"message {count} ({connection.topic!r} at {record_ns} ns) cannot be deserialized as "
-                    f"{connection.msgtype}: {_explain(exc)}",
+                    f"{connection.msgtype}: {explain_read_error(exc)}",
                 ) from exc
             yield BagMessage(
                 by_topic[connection.topic], connection.topic, connection.msgtype, int(record_ns), msg
