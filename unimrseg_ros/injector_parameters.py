@@ -5,7 +5,9 @@ Per modality: ``<m>.enabled``, ``<m>.fault`` (none or a kind of
 and one ``<m>.<kind>.<param>`` for every parameter of every such kind, with the
 model's default and range (the model's required parameters get a default here, so a
 bare ``thermal.fault: noise`` works). Changing ``<m>.fault`` or one of its parameters
-at run time (``ros2 param set``) applies at once; nothing needs a restart.
+at run time (``ros2 param set``) applies at once; nothing needs a restart. The QoS and
+the status period are read at configure (the node is a lifecycle node; ``autostart``
+configures and activates it at start), the read-only ones only at start.
 
 ``python -m unimrseg_ros.injector_parameters`` prints the README table.
 """
