@@ -10,9 +10,9 @@ set -euo pipefail
 runs=${1:-runs}
 python=${PYTHON:-.venv/bin/python}
 config=${CONFIG:-config/train.yaml}
-train() {  # METHOD: train it into $runs/METHOD, logging to $runs/METHOD.log
+train() {  # METHOD: train it into $runs/METHOD, appending to $runs/METHOD.log
   "$python" -m unimrseg_core.cli train --config "$config" --method "$1" --out-dir "$runs/$1" \
-    --quiet > "$runs/$1.log" 2>&1
+    --quiet >> "$runs/$1.log" 2>&1
 }
 mkdir -p "$runs"
 failed=""
