@@ -165,12 +165,12 @@ class FaultInjectorNode(ManagedNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         value = self._value
         path = value("schedule_file")
-        try:
-            if path:
-                FaultSchedule.load(path)  # it may have changed since it was set
-        except (OSError, FaultError) as exc:
-            self.get_logger().error(f"configure failed: schedule_file: {exc}")
-            return TransitionCallbackReturn.FAILURE
+        if path:
+            try:
+                FaultSchedule.load(path)  # checked when set, but the file may have changed since
+            except (OSError, FaultError) as exc:
+                self.get_logger().error(f"configure failed: schedule_file: {exc}")
+                return TransitionCallbackReturn.FAILURE
         self._config = InjectorConfig(
             input_qos=profile(QosSettings(value("input_qos.reliability"), value("input_qos.depth"))),
             output_qos=profile(QosSettings(value("output_qos.reliability"), value("output_qos.depth"))),
@@ -267,8 +267,10 @@ class FaultInjectorNode(ManagedNode):
             self.destroy_service(service)
         for sub in self._subs.values():
             self.destroy_subscription(sub)
-        for pub in (*self._pubs.values(), *([self._status_pub] if self._status_pub is not None else [])):
+        for pub in self._pubs.values():
             self.destroy_publisher(pub)
+        if self._status_pub is not None:
+            self.destroy_publisher(self._status_pub)
         with self._lock:
             self._delay, self._status_pub = None, None
             self._timer_handles, self._service_handles, self._subs, self._pubs = [], [], {}, {}
