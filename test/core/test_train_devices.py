@@ -10,7 +10,8 @@ tensor arguments are on two devices. A 0-dim CPU tensor is legal next to any dev
 devices are what moving is, if they do not block: a blocking copy from the CPU makes
 the host wait for the GPU every step. It also fails a CPU tensor as large as an
 image plane: the CPU may draw small masks, but nothing image-sized should be made
-there.
+there. And meta tensors hold no values, so a step that reads one back to the host
+(``.item()``, boolean indexing: a wait for the GPU on CUDA) fails here as well.
 """
 
 from __future__ import annotations
