@@ -39,6 +39,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from unimrseg_core import topics
 from unimrseg_core.bags.evaluate import (
     RESULT_FORMAT,
     RESULT_VERSION,
@@ -59,7 +60,6 @@ from unimrseg_ros.domain import LIVE_DOMAIN_IDS, LIVE_LOCK_DIR, DomainLease, NoF
 __all__ = ["CONFIG", "LiveError", "evaluate_live"]
 
 CONFIG: Final = Path(__file__).resolve().parent.parent / "config" / "unimrseg.yaml"
-NODE_NAME: Final = "unimrseg_node"
 DIAGNOSTICS_PERIOD_S: Final = 0.2
 PLAYER_DELAY_S: Final = 3.0
 """The player waits this long after creating its publishers: with 1 s, the node's subscriptions
@@ -141,10 +141,10 @@ class _Collector:
         self.clock_offsets: list[int] = []
         best_effort = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.node.create_subscription(Image, "segmentation/class_mask", self._mask("class_mask"), best_effort)
-        self.node.create_subscription(Image, "saliency/mask", self._mask("saliency"), best_effort)
-        self.node.create_subscription(DiagnosticArray, "segmentation/status", self._on_status, best_effort)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
+        self.node.create_subscription(Image, topics.CLASS_MASK, self._mask("class_mask"), best_effort)
+        self.node.create_subscription(Image, topics.SALIENCY_MASK, self._mask("saliency"), best_effort)
+        self.node.create_subscription(DiagnosticArray, topics.STATUS, self._on_status, best_effort)
+        self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, reliable)
         self.node.create_subscription(Clock, "/clock", self._on_clock, best_effort)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -298,7 +298,7 @@ def evaluate_live(
         with _domain(domain_id) as domain:
             env = _ros_env(domain)
             node_cmd = [
-                str(Path(sys.prefix) / "bin" / "unimrseg_node"),
+                str(Path(sys.prefix) / "bin" / topics.NODE_NAME),
                 "--ros-args",
                 "--params-file",
                 str(config),
