@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, help="pool size (default 200, quick 64)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cache-dir", default="~/.cache/unimrseg/scenes")
+    parser.add_argument("--name", help="result name (default bench_train_<device>)")
     args = parser.parse_args()
     scenes = args.scenes or (64 if args.quick else 200)
     input_batches, train_steps = (8, 3) if args.quick else (20, 3)
@@ -180,7 +181,7 @@ def main() -> None:
     seconds, npy = decode["decode_s"], decode["npy_load_s"]
     print(f"pool decode {seconds:.2f} s for {decode['scenes']} scenes (from .npy files: {npy:.2f} s)")
     path = write_result(
-        f"bench_train_{args.device}",
+        args.name or f"bench_train_{args.device}",
         {
             **environment(),
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

@@ -6,8 +6,8 @@ matplotlib, pyyaml, tqdm, rich, pytest): no rosbags, pysodmetrics or rclpy are n
 
 Steps (each a child process with its own timeout, cut to what is left of ``--budget``):
 
-1. ``gpu_tests``: ``pytest -m gpu test/gpu`` (engines vetted in a child, CUDA graphs vs
-   eager fp32, compiled fp16), side by side with
+1. ``gpu_tests``: ``pytest test/gpu`` (engines vetted in a child, CUDA graphs vs eager fp32,
+   compiled fp16) and the core suite's CUDA training tests (``GPU_TESTS``), side by side with
 2. ``train``: a real CUDA training run, 200 steps of each stage on a small cached pool, and
    ``baselines``: both baselines for 50 steps each (correctness, not speed).
 3. ``backends_fp16`` / ``backends_fp32``: ``benchmarks/bench_backends.py`` at 480x640 and
@@ -39,6 +39,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 sys.path.insert(0, str(REPO / "benchmarks"))
+
+GPU_TESTS = (
+    "test/gpu",
+    "test/core/test_train.py::test_training_on_cuda",
+    "test/core/test_train_pool.py::test_pool_on_the_gpu_and_in_host_memory_give_the_cpu_batches",
+)
+"""What step 1 runs: the GPU tests and the CUDA training tests of the core suite."""
 
 TARGETS = {  # name: (comparison, threshold, what it is)
     "model_480x640_fp16_p50_ms": ("<=", 1.0, "model alone, 480x640, fp16, batch 1, best backend"),
@@ -151,7 +158,7 @@ def steps_for(args: argparse.Namespace, work: Path) -> dict[str, list[Step]]:
     bench_train += ["--name", "gpu_check_train"]
     return {
         "parallel": [
-            Step("gpu_tests", [*pytest, "-m", "gpu", "test/gpu", f"--junitxml={junit}"], 240, cache),
+            Step("gpu_tests", [*pytest, *GPU_TESTS, f"--junitxml={junit}"], 240, cache),
             Step("train", [*train, "--out-dir", str(work / "runs-unimrseg")], 240),
         ],
         "after_train": [Step(f"baseline_{i}", argv, 90) for i, argv in enumerate(baselines)],
@@ -258,7 +265,7 @@ def input_rate(result: dict[str, Any] | None) -> float | None:
     """The fastest input pipeline's samples/s in bench_train's JSON."""
     if not result:
         return None
-    rates = [m.get("samples_per_s", {}).get("median") for m in result.get("input", {}).values()]
+    rates = [m.get("median") for m in result.get("input_samples_per_s", {}).values()]
     rates = [r for r in rates if r is not None]
     return max(rates) if rates else None
 
