@@ -1,4 +1,4 @@
-"""Every topic and node name of the project: the one table the nodes, bags, launch file, tests and benchmarks read.
+"""Every topic and node name: the one table the nodes, bags, launch file, tests and benchmarks read.
 
 It lives in the core because the core's bag tools need the names too and the core never
 imports the ROS package; the ROS layer imports it from here. Names are relative (no
