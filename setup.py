@@ -33,5 +33,8 @@ setup(
             "unimrseg_node = unimrseg_ros.segmentation_node:main",
             "unimrseg_fault_injector = unimrseg_ros.fault_injector_node:main",
         ],
+        # `unimrseg bag play|record|eval --live` (ROS): the core's `bag` parser loads this plugin
+        # (unimrseg_core/cli_plugins.py), so the core never imports unimrseg_ros.
+        "unimrseg.commands": ["bag = unimrseg_ros.cli:add_bag_commands"],
     },
 )

@@ -2,7 +2,9 @@
 
 Subcommands: ``data generate|preview``, ``train``, ``eval``, ``export``, ``engine build``,
 ``infer``, ``bag make|eval|play|record``; each area keeps its own
-parser beside its code (``train/cli.py``, ``eval/cli.py``) and registers it here.
+parser beside its code (``train/cli.py``, ``eval/cli.py``) and registers it here. The ROS
+ones (``bag play``, ``bag record``, ``bag eval --live``) live in ``unimrseg_ros/cli.py`` and
+join ``bag`` as an entry-point plugin (:mod:`unimrseg_core.cli_plugins`).
 Bad arguments exit with status 2 and a one-line reason, never a traceback.
 
 Building the parser imports no heavy or optional package (no torch, rosbags or rclpy): a

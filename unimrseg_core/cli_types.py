@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 
-__all__ = ["non_negative_int", "parse_size", "positive_int"]
+__all__ = ["non_negative_float", "non_negative_int", "parse_size", "positive_float", "positive_int"]
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -38,4 +38,26 @@ def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (a duration, a rate, a speed factor)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (mostly seconds: a delay, a skip, a wait)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value

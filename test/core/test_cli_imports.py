@@ -4,7 +4,9 @@ A training machine has neither. Every command here runs the real ``unimrseg`` ma
 interpreter whose ``sitecustomize`` (so child processes get it too) puts a ``sys.meta_path``
 finder first that refuses ``rosbags``, ``rclpy`` and their submodules with ModuleNotFoundError
 and logs each refused name. The commands must then succeed and must not even try those imports;
-``bag`` must end in one line naming rosbags and how to install it, exit status 2.
+``bag`` must end in one line naming rosbags and how to install it, exit status 2; with rosbags
+present but rclpy refused, so must the ROS bag commands (``unimrseg_ros.cli``, a plugin of the
+``bag`` parser), naming rclpy.
 ``eval``, ``export`` and ``engine build``, too slow to run here, only parse (``--help``); the
 source check below covers their run paths: rosbags stays inside ``bags``.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -29,7 +32,7 @@ SITECUSTOMIZE = textwrap.dedent(
     """
     import os, sys
 
-    BLOCKED = {blocked!r}
+    BLOCKED = tuple(os.environ.get("UNIMRSEG_BLOCKED", ",".join({blocked!r})).split(","))
     LOG = os.environ["UNIMRSEG_BLOCKED_LOG"]
 
     class BlockOptional:
@@ -60,6 +63,12 @@ def blocked_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     env["OMP_NUM_THREADS"] = "1"
     env.pop("AMENT_PREFIX_PATH", None)
     return env
+
+
+@pytest.fixture(scope="module")
+def rclpy_blocked_env(blocked_env: dict[str, str]) -> dict[str, str]:
+    """As :func:`blocked_env`, but only rclpy is refused: rosbags imports."""
+    return {**blocked_env, "UNIMRSEG_BLOCKED": "rclpy"}
 
 
 def _refused(env: dict[str, str]) -> list[str]:
@@ -123,7 +132,10 @@ def test_the_block_works(blocked_env: dict[str, str]) -> None:
 
 
 def test_building_the_parser_imports_nothing_heavy_or_optional() -> None:
-    """With everything installed, ``import unimrseg_core.cli`` + ``build_parser()`` stays light."""
+    """With everything installed, ``import unimrseg_core.cli`` + ``build_parser()`` stays light.
+
+    Of unimrseg_ros only the ``bag`` plugin (``unimrseg_ros.cli``, an entry point) loads, without rclpy.
+    """
     heavy = ("torch", "rosbags", "rclpy", "unimrseg_ros", "onnxruntime", "matplotlib", "cv2")
     code = textwrap.dedent(
         f"""
@@ -135,7 +147,7 @@ def test_building_the_parser_imports_nothing_heavy_or_optional() -> None:
     )
     result = _child({**os.environ, "PYTHONPATH": str(REPO_ROOT)}, code)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["unimrseg_ros", "unimrseg_ros.cli"]
 
 
 def test_help_lists_every_subcommand_without_rosbags(blocked_env: dict[str, str]) -> None:
@@ -144,6 +156,11 @@ def test_help_lists_every_subcommand_without_rosbags(blocked_env: dict[str, str]
         assert f"    {command} " in out or f"    {command}\n" in out, (command, out)
     for args in (("train",), ("eval",), ("export",), ("engine", "build"), ("infer",), ("bag", "make")):
         assert "usage: unimrseg" in _unimrseg(blocked_env, *args, "--help").stdout
+    # the ROS bag commands come from the unimrseg_ros plugin, whose parsers need no rclpy either
+    bag = _unimrseg(blocked_env, "bag", "--help").stdout
+    assert re.findall(r"^    (\S+)", bag, flags=re.MULTILINE) == ["make", "eval", "play", "record"]
+    for args in (("bag", "play"), ("bag", "record"), ("bag", "eval")):
+        assert "usage: unimrseg bag" in _unimrseg(blocked_env, *args, "--help").stdout
 
 
 @pytest.mark.timeout(240)
@@ -217,6 +234,36 @@ def test_bag_without_rosbags_says_so_in_one_line(
     assert lines[0].startswith(f"unimrseg bag {args[1]}: needs the Python package rosbags"), lines[0]
     assert "pip install rosbags" in lines[0]
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "somewhere").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("bag", "eval", "somewhere", "--live"),
+        ("bag", "play", "somewhere"),
+        ("bag", "record", "/rgb/image", "--out", "somewhere"),
+    ],
+)
+def test_ros_bag_commands_without_rclpy_say_so_in_one_line(
+    rclpy_blocked_env: dict[str, str], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", MAIN, *args],
+        cwd=tmp_path,
+        env=rclpy_blocked_env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    command = "eval --live" if "--live" in args else args[1]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"unimrseg bag {command}: needs ROS 2's rclpy"), lines[0]
     assert not (tmp_path / "somewhere").exists()
 
 

@@ -1,9 +1,12 @@
-"""``unimrseg bag make|eval|play|record``: the bag tools' command line.
+"""``unimrseg bag make|eval``: the core's bag commands, and the hook for the ROS ones.
 
-Every bag command needs the ``rosbags`` package, play, record and ``eval --live`` also ROS 2's
-rclpy; both are imported only when such a command runs (a missing one ends the command with
-one line on stderr and exit status 2), so that registering these parsers costs neither and
-the other ``unimrseg`` subcommands work where they are not installed.
+Every bag command needs the ``rosbags`` package, imported only when the command runs (a
+missing one ends the command with one line on stderr and exit status 2), so that
+registering these parsers costs nothing and the other ``unimrseg`` subcommands work where
+it is not installed. ``bag play``, ``bag record`` and ``bag eval --live`` need ROS 2's
+rclpy: they live in :mod:`unimrseg_ros.cli`, which adds them to ``bag`` as a plugin
+(:mod:`unimrseg_core.cli_plugins`, entry point ``unimrseg.commands: bag``); ``eval --live``
+runs the ``run_live`` that plugin sets on the ``eval`` parser. The core imports no ROS.
 """
 
 from __future__ import annotations
@@ -13,17 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "run_eval", "run_make", "run_play", "run_record"]
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not (value > 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
+__all__ = ["add_parser", "import_rosbags", "print_eval", "run_eval", "run_make", "write_eval"]
 
 
 def _count(minimum: int):
@@ -40,9 +33,10 @@ def _count(minimum: int):
 
 
 def add_parser(groups: Any) -> argparse._SubParsersAction:
-    """Register ``bag`` and its ``make`` subcommand; returns the ``bag`` subcommands for later tools."""
+    """Register ``bag`` with ``make`` and ``eval``, then the plugins' subcommands; returns ``bag``'s."""
     from unimrseg_core.bags.topics import STORAGE_NAMES
-    from unimrseg_core.cli_types import parse_size
+    from unimrseg_core.cli_plugins import add_plugin_commands
+    from unimrseg_core.cli_types import parse_size, positive_float
     from unimrseg_core.data.splits import TEST_SEED
 
     bag = groups.add_parser("bag", help="rosbag2 bags: make, eval, play, record")
@@ -54,8 +48,8 @@ def add_parser(groups: Any) -> argparse._SubParsersAction:
         "timeline (see README 'Bags and faults').",
     )
     make.add_argument("--out", type=Path, required=True, help="bag directory to create (must not exist)")
-    make.add_argument("--duration", type=_positive_float, default=60.0, help="seconds (default 60)")
-    make.add_argument("--rate", type=_positive_float, default=10.0, help="camera rate in Hz (default 10)")
+    make.add_argument("--duration", type=positive_float, default=60.0, help="seconds (default 60)")
+    make.add_argument("--rate", type=positive_float, default=10.0, help="camera rate in Hz (default 10)")
     make.add_argument("--size", type=parse_size, default=(240, 320), help="HEIGHTxWIDTH (default 240x320)")
     make.add_argument("--faults", type=Path, help="fault schedule YAML (e.g. config/faults_demo.yaml)")
     make.add_argument(
@@ -67,19 +61,19 @@ def add_parser(groups: Any) -> argparse._SubParsersAction:
     make.add_argument("--workers", type=_count(1), default=1, help="rendering processes (default 1)")
     make.add_argument(
         "--segment",
-        type=_positive_float,
+        type=positive_float,
         default=20.0,
         help="seconds per scene before a new one (default 20)",
     )
     make.add_argument("--quiet", action="store_true", help="no progress bar")
     make.set_defaults(func=run_make)
     _add_eval(bag_cmds)
-    _add_play(bag_cmds)
-    _add_record(bag_cmds)
+    add_plugin_commands("bag", bag_cmds)
     return bag_cmds
 
 
 def _add_eval(bag_cmds: argparse._SubParsersAction) -> None:
+    from unimrseg_core.cli_types import positive_float
     from unimrseg_core.runtime.options import BACKENDS  # torch-free: `unimrseg --help` stays fast
 
     ev = bag_cmds.add_parser(
@@ -114,7 +108,7 @@ def _add_eval(bag_cmds: argparse._SubParsersAction) -> None:
     )
     ev.add_argument(
         "--window",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="seconds per time window (default: bags.score.DEFAULT_WINDOW_S, 2)",
     )
@@ -129,7 +123,7 @@ def _add_eval(bag_cmds: argparse._SubParsersAction) -> None:
     ev.add_argument("--domain-id", type=int, help="ROS domain of the --live run")
     ev.add_argument("--logs", type=Path, help="--live: keep the node's and player's logs here")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
-    ev.set_defaults(func=run_eval)
+    ev.set_defaults(func=run_eval, run_live=None)  # the ROS plugin sets run_live
 
 
 def _cell(value: float | None, digits: int = 3) -> str:
@@ -141,7 +135,8 @@ def _short(fault: dict[str, Any]) -> str:
     return f"{fault['modality']} {fault['kind']} {fault['start_s']:g}-{fault['end_s']:g} s"
 
 
-def _print_eval(result: dict[str, Any]) -> None:
+def print_eval(result: dict[str, Any]) -> None:
+    """The tables and summary lines of a ``bag eval`` result, offline or live (its ``live`` line)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -193,16 +188,44 @@ def _print_eval(result: dict[str, Any]) -> None:
     print(f"targets: {verdict}")
     for line in missed:
         print(f"  missed: {line}")
+    if "live" in result:
+        live = result["live"]
+        print(
+            f"live: {live['outputs_received']} outputs received, receive latency p50 "
+            f"{_cell(live['receive_latency_ms']['p50'], 1)} ms, node dropped "
+            f"{live['node'].get('dropped_frames')}"
+        )
+
+
+def write_eval(result: dict[str, Any], json_path: Path | None, plots: Path | None) -> None:
+    """``--json`` and ``--plots`` of ``bag eval``: the result file (strict JSON) and its timeline PNG."""
+    from unimrseg_core.bags.timeline import write_timeline
+
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
+        print(f"wrote {json_path}")
+    if plots:
+        print(f"wrote {write_timeline(result, plots / 'timeline.png')}")
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    if not _import_rosbags("eval", "read"):
+    """``bag eval``: offline here; ``--live`` is run by the ROS plugin's ``run_live``."""
+    import sys
+
+    if not import_rosbags("eval", "read"):
         return 2
     if args.live:
-        return _run_live(args)
+        if args.run_live is None:
+            print(
+                "unimrseg bag eval --live: needs the ROS 2 bag tools (unimrseg_ros.cli, entry point "
+                "'unimrseg.commands: bag'), which are not installed; `make setup` installs them",
+                file=sys.stderr,
+            )
+            return 2
+        return int(args.run_live(args))
     from unimrseg_core.bags.evaluate import DEFAULT_WINDOW_S, evaluate_bag
     from unimrseg_core.bags.read import parse_remap
-    from unimrseg_core.bags.timeline import write_timeline
     from unimrseg_core.faults import FaultSchedule
     from unimrseg_core.runtime.selection import BackendOptions
 
@@ -220,18 +243,13 @@ def run_eval(args: argparse.Namespace) -> int:
         faults=schedule,
         progress=not args.quiet,
     )
-    _print_eval(result)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
-        print(f"wrote {args.json}")
-    if args.plots:
-        print(f"wrote {write_timeline(result, args.plots / 'timeline.png')}")
+    print_eval(result)
+    write_eval(result, args.json, args.plots)
     return 0
 
 
 def run_make(args: argparse.Namespace) -> int:
-    if not _import_rosbags("make", "write"):
+    if not import_rosbags("make", "write"):
         return 2
     from unimrseg_core.bags.write import make_bag
     from unimrseg_core.faults import FaultSchedule
@@ -254,138 +272,7 @@ def run_make(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- play / record (need rclpy)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not (value >= 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def _add_play(bag_cmds: argparse._SubParsersAction) -> None:
-    play = bag_cmds.add_parser(
-        "play",
-        help="play any rosbag2 bag into live topics with its recorded timing (and /clock)",
-        description="Publishes every message as the recorded bytes (no deserialization), on the recorded "
-        "timing scaled by --rate, with the QoS its publishers offered (see README 'Bags and faults'). "
-        "Needs ROS 2's rclpy.",
-    )
-    play.add_argument("bag", type=Path, metavar="BAG", help="rosbag2 bag directory (or .mcap / .db3 file)")
-    play.add_argument("--rate", type=_positive_float, default=1.0, help="playback speed factor (default 1)")
-    play.add_argument(
-        "--clock",
-        type=_positive_float,
-        nargs="?",
-        const=40.0,
-        metavar="HZ",
-        help="also publish /clock (bag time) for use_sim_time nodes, at HZ (default 40)",
-    )
-    play.add_argument("--loop", action="store_true", help="start again at the end, until Ctrl-C")
-    play.add_argument(
-        "--topics", nargs="+", default=[], metavar="TOPIC", help="play only these topics (default all)"
-    )
-    play.add_argument(
-        "--remap",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="OLD:=NEW",
-        help="publish recorded topic OLD as NEW (e.g. /camera/color/image_raw:=rgb/image)",
-    )
-    play.add_argument("--start", type=_seconds, default=0.0, help="skip this many seconds of the bag")
-    play.add_argument("--duration", type=_positive_float, help="play at most this many seconds of the bag")
-    play.add_argument(
-        "--delay",
-        type=_seconds,
-        default=1.0,
-        help="seconds between creating the publishers and the first message, for DDS discovery (1)",
-    )
-    play.add_argument(
-        "--reliability", choices=("reliable", "best_effort"), help="override every topic's recorded QoS"
-    )
-    play.add_argument(
-        "--skip-unknown", action="store_true", help="leave out topics whose type rclpy cannot import"
-    )
-    play.add_argument(
-        "--shm-segment-mb",
-        type=_seconds,
-        help="Fast DDS shared-memory segment of the player (default $UNIMRSEG_SHM_SEGMENT_MB or 8; 0: as is)",
-    )
-    play.add_argument("--json", type=Path, help="write the playback report here")
-    play.set_defaults(func=run_play)
-
-
-def _add_record(bag_cmds: argparse._SubParsersAction) -> None:
-    from unimrseg_core.bags.topics import STORAGE_NAMES
-
-    record = bag_cmds.add_parser(
-        "record",
-        help="record live topics into a rosbag2 bag until Ctrl-C / SIGTERM or --duration",
-        description="Types come from the ROS graph, messages are stored as received (no "
-        "deserialization) with their receive time and the publishers' QoS. Needs ROS 2's rclpy.",
-    )
-    record.add_argument("topics", nargs="+", metavar="TOPIC", help="topics to record")
-    record.add_argument("--out", type=Path, required=True, help="bag directory to create (must not exist)")
-    record.add_argument(
-        "--storage", choices=STORAGE_NAMES, default="mcap", help="storage plugin (default mcap)"
-    )
-    record.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
-    record.add_argument(
-        "--wait",
-        type=_seconds,
-        default=10.0,
-        help="seconds to wait at the start for the topics' publishers (default 10)",
-    )
-    record.add_argument("--json", type=Path, help="write the recording report here")
-    record.set_defaults(func=run_record)
-
-
-def _run_live(args: argparse.Namespace) -> int:
-    """``bag eval --live``: the node and the player in their own processes (unimrseg_ros.live_eval)."""
-    import sys
-
-    if not _import_ros("eval --live"):
-        return 2
-    from unimrseg_core.bags.read import parse_remap
-    from unimrseg_core.bags.score import DEFAULT_WINDOW_S
-    from unimrseg_core.bags.timeline import write_timeline
-    from unimrseg_core.faults import FaultSchedule
-    from unimrseg_ros.live_eval import LiveError, evaluate_live
-
-    try:
-        result = evaluate_live(
-            args.bag,
-            domain_id=args.domain_id,
-            remap=parse_remap(args.remap),
-            window_s=DEFAULT_WINDOW_S if args.window is None else args.window,
-            faults=FaultSchedule.load(args.faults) if args.faults else None,
-            log_dir=args.logs,
-            progress=not args.quiet,
-        )
-    except LiveError as exc:
-        print(f"unimrseg bag eval --live: {exc}", file=sys.stderr)
-        return 1
-    _print_eval(result)
-    live = result["live"]
-    print(
-        f"live: {live['outputs_received']} outputs received, receive latency p50 "
-        f"{_cell(live['receive_latency_ms']['p50'], 1)} ms, node dropped {live['node'].get('dropped_frames')}"
-    )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
-        print(f"wrote {args.json}")
-    if args.plots:
-        print(f"wrote {write_timeline(result, args.plots / 'timeline.png')}")
-    return 0
-
-
-def _import_rosbags(command: str, *modules: str) -> bool:
+def import_rosbags(command: str, *modules: str) -> bool:
     """The command's bag ``modules`` (and the rosbags they stand on) import; else explain, return False.
 
     Only a missing rosbags (or part of it) is explained; any other import error is a bug and raises.
@@ -406,102 +293,3 @@ def _import_rosbags(command: str, *modules: str) -> bool:
         )
         return False
     return True
-
-
-def _import_ros(command: str) -> bool:
-    """rclpy importable (AMENT_PREFIX_PATH defaults to this venv); else explain and return False."""
-    import os
-    import sys
-
-    if not os.environ.get("AMENT_PREFIX_PATH") and (Path(sys.prefix) / "share" / "ament_index").is_dir():
-        os.environ["AMENT_PREFIX_PATH"] = sys.prefix  # rclpy finds the rmw and message types through it
-    try:
-        import rclpy  # noqa: F401
-    except ImportError as exc:
-        print(
-            f"unimrseg bag {command}: needs ROS 2's rclpy, which cannot be imported ({exc}); "
-            "`make setup` installs it into .venv, or source a ROS 2 workspace",
-            file=sys.stderr,
-        )
-        return False
-    return True
-
-
-def _until_signal(run: Any) -> Any:
-    """``run(stop)`` with SIGINT and SIGTERM setting ``stop`` (the command then ends cleanly)."""
-    import signal
-    import threading
-
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        return run(stop)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _write_json(path: Path | None, data: dict[str, Any]) -> None:
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=1) + "\n")
-        print(f"wrote {path}")
-
-
-def run_play(args: argparse.Namespace) -> int:
-    if not (_import_rosbags("play", "read", "raw") and _import_ros("play")):
-        return 2
-    from unimrseg_core.bags.read import parse_remap
-    from unimrseg_ros.bag_player import PlayOptions, play_bag
-
-    options = PlayOptions(
-        rate=args.rate,
-        clock=args.clock is not None,
-        clock_hz=args.clock or 40.0,
-        loop=args.loop,
-        topics=tuple(args.topics),
-        remap=parse_remap(args.remap),
-        start_s=args.start,
-        duration_s=args.duration,
-        delay_s=args.delay,
-        reliability=args.reliability,
-        skip_unknown=args.skip_unknown,
-        segment_mb=args.shm_segment_mb,
-    )
-    print(f"playing {args.bag} at x{args.rate:g}{' with /clock' if options.clock else ''}", flush=True)
-    report = _until_signal(lambda stop: play_bag(args.bag, options, stop=stop))
-    summary = report.as_json()
-    print(json.dumps(summary, indent=1))
-    late, error = summary["lateness_ms"], summary["timing_error_pct"]
-    timing = "-" if error is None else f"{error:+.2f} %"
-    print(
-        f"played {summary['messages']} messages on {len(summary['topics'])} topics in "
-        f"{summary['wall_s']:.2f} s (recorded timing {summary['expected_s']:.2f} s, error {timing}; "
-        f"lateness p50 {late['p50']:.2f} ms, p95 {late['p95']:.2f} ms, max {late['max']:.2f} ms)"
-        + (", interrupted" if summary["interrupted"] else "")
-    )
-    _write_json(args.json, summary)
-    return 0
-
-
-def run_record(args: argparse.Namespace) -> int:
-    if not (_import_rosbags("record", "write") and _import_ros("record")):
-        return 2
-    from unimrseg_ros.bag_recorder import RecordOptions, record_bag
-
-    options = RecordOptions(
-        out=args.out,
-        topics=tuple(args.topics),
-        storage=args.storage,
-        duration_s=args.duration,
-        wait_s=args.wait,
-    )
-    print(f"recording into {args.out} ({args.storage}); Ctrl-C stops", flush=True)
-    report = _until_signal(lambda stop: record_bag(options, stop=stop))
-    summary = report.as_json()
-    print(json.dumps(summary, indent=1))
-    total = sum(t["messages"] for t in summary["topics"].values())
-    seconds, why = summary["seconds"], summary["stopped_by"]
-    print(f"wrote {args.out} ({total} messages, {seconds:.1f} s, stopped by {why})")
-    _write_json(args.json, summary)
-    return 0
