@@ -193,7 +193,7 @@ class SegmentationNode(LifecycleNode):
         self._worker: LatestWorker[Frame[Received]] | None = None
         self._subs: dict[str, Any] = {}
         self._pubs: dict[str, Any] = {}
-        self._timers: list[Any] = []
+        self._active_timers: list[Any] = []
         self._rejects = RejectCounter(5.0)
         self._rejects_reported: dict[str, int] = {}
         self._latency = LatencyWindow()
@@ -248,7 +248,7 @@ class SegmentationNode(LifecycleNode):
                 callback_group=self._input_group,
                 event_callbacks=self._qos.subscription(self._resolved(topic)),
             )
-        self._timers = [
+        self._active_timers = [
             self.create_timer(
                 1.0 / config.health_poll_rate_hz, self._on_poll, callback_group=self._input_group
             ),
@@ -262,14 +262,14 @@ class SegmentationNode(LifecycleNode):
         worker = self._worker
         if worker is not None:
             worker.stop()
-        for timer in self._timers:
+        for timer in self._active_timers:
             self.destroy_timer(timer)
         for sub in self._subs.values():
             self.destroy_subscription(sub)
         for pub in self._pubs.values():
             self.destroy_publisher(pub)
         with self._lock:
-            self._timers, self._subs, self._pubs = [], {}, {}
+            self._active_timers, self._subs, self._pubs = [], {}, {}
             self._pipeline, self._worker = None, None
 
     def _resolved(self, topic: str) -> str:
