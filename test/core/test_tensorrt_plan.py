@@ -10,6 +10,7 @@ import pytest
 from unimrseg_core.modalities import COMBINATIONS
 from unimrseg_core.runtime.contract import ContractError
 from unimrseg_core.runtime.engine_cache import EngineCache
+from unimrseg_core.runtime.examples import CHECK_SEED, example_scenes
 from unimrseg_core.runtime.tensorrt_plan import (
     Binding,
     calibration_feeds,
@@ -106,7 +107,7 @@ def test_binding_mismatch_is_a_clear_error(index, change, message):
         check_bindings(bindings, SIZE)
 
 
-def test_calibration_cycles_every_combination_on_training_scenes():
+def test_calibration_cycles_every_combination_on_scenes_the_checks_never_see():
     batches = list(calibration_feeds(8, 2, (32, 48)))
     assert len(batches) == 8
     for index, feeds in enumerate(batches):
@@ -116,8 +117,10 @@ def test_calibration_cycles_every_combination_on_training_scenes():
         np.testing.assert_array_equal(feeds["modality_mask"], np.tile(combo.mask, (2, 1)))
         for m in ("rgb", "depth", "thermal"):
             assert (np.abs(feeds[m]).sum() > 0) == (m in combo)
-    # the scenes differ from batch to batch
+    # the scenes differ from batch to batch, and from the parity and smoke-test scenes
     assert not np.array_equal(batches[0]["rgb"], batches[3]["rgb"])
+    checks = example_scenes(2, (32, 48), seed=CHECK_SEED)
+    assert not np.array_equal(batches[-1]["rgb"], checks["rgb"])
 
 
 @pytest.mark.parametrize(

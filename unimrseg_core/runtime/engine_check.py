@@ -6,11 +6,11 @@ segfault cannot be caught, so the node would die instead of falling back. So bef
 engine is used in-process for the first time, a child process
 (``python -m unimrseg_core.runtime.engine_child``: the same interpreter and ``sys.path``,
 a fresh exec, so no CUDA context is inherited) builds it if the cache has none, under
-``build_timeout_s``; then a second child loads it and runs one inference on generated
-scenes, under ``check_timeout_s``. This process compares those outputs with a reference
-backend computed here (eager torch fp32 for compiled, ONNX Runtime CPU for TensorRT), so a
-failure of the reference is never blamed on the engine, within a tolerance that depends
-on the precision.
+``build_timeout_s``; then a second child loads it and runs one inference on the runtime's
+example scenes (``runtime.examples``), under ``check_timeout_s``. This process compares
+those outputs with a reference backend computed here (eager torch fp32 for compiled, ONNX
+Runtime CPU for TensorRT), so a failure of the reference is never blamed on the engine,
+within a tolerance that depends on the precision.
 
 The verdict (pass; crash with its signal; timeout; error with the exception; mismatch with
 the figures) goes into the engine's sidecar (``EngineCache.record_check``), so the check
@@ -38,8 +38,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from unimrseg_core.modalities import COMBINATIONS, OUTPUT_NAMES
+from unimrseg_core.modalities import COMBINATIONS, OUTPUT_NAMES, apply_mask
 from unimrseg_core.runtime.engine_cache import EngineCache, EngineKey
+from unimrseg_core.runtime.examples import CHECK_SEED, example_scenes
 from unimrseg_core.trust import make_private_dir
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ TOLERANCES: Final[dict[str, Tolerance]] = {
 
 @dataclass(frozen=True)
 class SmokeTest:
-    """The one inference that vets an engine: generated scenes and the reference to agree with."""
+    """The one inference that vets an engine: example scenes and the reference to agree with."""
 
     input_size: tuple[int, int]
     batch: int
@@ -180,14 +181,11 @@ def tolerance_for(precision: str) -> Tolerance:
 
 
 def smoke_feeds(input_size: tuple[int, int], batch: int) -> Feeds:
-    """Held-out generated scenes, one modality combination per row, all three present first: the
+    """The runtime's check scenes, one modality combination per row, all three present first: the
     network's masked fusion runs as the node runs it, on images with structure to agree about."""
-    from unimrseg_core.data.splits import TEST_SEED
-    from unimrseg_core.runtime.tensorrt_plan import calibration_feeds
-
-    scenes = list(calibration_feeds(len(COMBINATIONS), 1, input_size, seed=TEST_SEED))[::-1]
-    rows = [scenes[i % len(scenes)] for i in range(batch)]
-    return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+    combinations = COMBINATIONS[::-1]
+    masks = np.stack([combinations[i % len(combinations)].mask for i in range(batch)])
+    return apply_mask(example_scenes(batch, input_size, seed=CHECK_SEED), masks)
 
 
 def compare(outputs: Outputs, reference: Outputs, tolerance: Tolerance) -> tuple[bool, dict[str, Any], str]:

@@ -4,8 +4,9 @@ The graph comes from torch's dynamo exporter (opset 18+), with a dynamic batch
 dimension and the fixed H x W of the checkpoint's ``input_size`` (engines build
 faster and run faster with fixed spatial shapes; the Segmenter resizes to it).
 Before the file is moved into place it must pass ``onnx.checker``, the contract
-(``runtime.contract``) and parity with PyTorch through ONNX Runtime on generated
-scenes for all 7 combinations, so a bad export never lands where a node looks.
+(``runtime.contract``) and parity with PyTorch through ONNX Runtime on the runtime's
+example scenes (``runtime.examples``) for all 7 combinations, absent modalities zeroed
+as the contract says, so a bad export never lands where a node looks.
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ import numpy as np
 import onnx
 import torch
 
-from unimrseg_core.data.generator import SceneGenerator
-from unimrseg_core.data.splits import TEST_SEED
-from unimrseg_core.data.tensors import model_inputs
-from unimrseg_core.modalities import COMBINATIONS, MODALITIES, MODALITY_CHANNELS
+from unimrseg_core.modalities import COMBINATIONS, MODALITIES, MODALITY_CHANNELS, apply_mask
 from unimrseg_core.model.checkpoint import load_model
 from unimrseg_core.model.network import INPUT_NAMES, OUTPUT_NAMES, check_input_size
 from unimrseg_core.runtime.contract import METADATA_KEY, validate_onnx
+from unimrseg_core.runtime.examples import CHECK_SEED, example_scenes
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +71,14 @@ def report_path(onnx_path: Path) -> Path:
 
 
 def parity(net: torch.nn.Module, onnx_path: Path, size: tuple[int, int], scenes: int) -> dict[str, Any]:
-    """Run torch and ONNX Runtime on ``scenes`` held-out scenes x 7 combinations; return the worst gaps."""
+    """Run torch and ONNX Runtime on ``scenes`` check scenes x 7 combinations; return the worst gaps."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    gen = SceneGenerator(size, TEST_SEED)
-    batch = [model_inputs(gen.sample(i)) for i in range(scenes)]
+    batch = example_scenes(scenes, size, seed=CHECK_SEED)
     worst_logit, worst_prob, worst_agree = 0.0, 0.0, 1.0
     for combo in COMBINATIONS:
-        feeds = {k: np.stack([b[k] for b in batch]) for k in MODALITIES}
-        feeds["modality_mask"] = np.repeat(combo.mask[None], scenes, 0).astype(np.float32)
+        feeds = apply_mask(batch, combo.mask)
         seg_o, sal_o = session.run(list(OUTPUT_NAMES), feeds)
         with torch.inference_mode():
             seg_t, sal_t = (t.numpy() for t in net(*(torch.from_numpy(feeds[k]) for k in INPUT_NAMES)))

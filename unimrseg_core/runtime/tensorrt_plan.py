@@ -14,9 +14,10 @@ from typing import Final
 
 import numpy as np
 
-from unimrseg_core.modalities import COMBINATIONS, MODALITY_CHANNELS
+from unimrseg_core.modalities import COMBINATIONS, apply_mask
 from unimrseg_core.runtime.contract import INPUTS, OUTPUTS, ContractError, Tensor, check_tensors
 from unimrseg_core.runtime.engine_cache import EngineKey
+from unimrseg_core.runtime.examples import CALIBRATION_SEED, example_scenes
 from unimrseg_core.runtime.options import ENGINE_PRECISIONS
 
 PRECISIONS: Final = ENGINE_PRECISIONS["tensorrt"]
@@ -129,22 +130,16 @@ def check_bindings(bindings: list[Binding], input_size: tuple[int, int]) -> None
 
 
 def calibration_feeds(
-    batches: int, batch_size: int, input_size: tuple[int, int], *, seed: int | None = None
+    batches: int, batch_size: int, input_size: tuple[int, int]
 ) -> Iterator[dict[str, np.ndarray]]:
-    """INT8 calibration data: training-split scenes (never the test split), all 7 combinations in turn.
+    """INT8 calibration data: the runtime's example scenes (never those of the checks), all 7
+    combinations in turn.
 
     Each batch is one combination, cycling, so the calibrator sees the activation
     ranges of every mask the engine will be run with.
     """
-    from unimrseg_core.data.generator import SceneGenerator
-    from unimrseg_core.data.splits import TRAIN_SEED
-    from unimrseg_core.data.tensors import model_inputs
-    from unimrseg_core.eval.protocols import drop
-
     if batches < 1 or batch_size < 1:
         raise ValueError(f"batches and batch_size must be >= 1, got {batches}, {batch_size}")
-    gen = SceneGenerator(input_size, TRAIN_SEED if seed is None else seed)
     for index in range(batches):
-        samples = [model_inputs(gen.sample(index * batch_size + j)) for j in range(batch_size)]
-        stacked = {k: np.stack([s[k] for s in samples]) for k in (*MODALITY_CHANNELS, "modality_mask")}
-        yield drop(stacked, COMBINATIONS[index % len(COMBINATIONS)])
+        scenes = example_scenes(batch_size, input_size, seed=CALIBRATION_SEED, first=index * batch_size)
+        yield apply_mask(scenes, COMBINATIONS[index % len(COMBINATIONS)].mask)
