@@ -185,20 +185,6 @@ def _images(batch: int = 4, h: int = 32, w: int = 48, seed: int = 0) -> dict[str
     return out
 
 
-def test_apply_mask_zeroes_absent_images_and_sets_mask() -> None:
-    inputs = _images()
-    mask = torch.tensor([[1.0, 0, 0], [0, 1, 1], [1, 1, 1], [0, 0, 1]])
-    out = masking.apply_mask(inputs, mask)
-    assert torch.equal(out["modality_mask"], mask)
-    for i, m in enumerate(MODALITIES):
-        for row in range(4):
-            if mask[row, i]:
-                assert torch.equal(out[m][row], inputs[m][row])
-            else:
-                assert (out[m][row] == 0).all()
-    assert (inputs["rgb"] > 0).all()  # the input batch is not modified
-
-
 def test_hybrid_shuffled_masking() -> None:
     """Dropped modalities are all zero (and marked absent); kept ones lose whole patches only."""
     inputs = _images(batch=64)

@@ -27,8 +27,9 @@ from torch.utils._pytree import tree_leaves
 
 from unimrseg_core.modalities import MODALITIES, MODALITY_CHANNELS, NUM_CLASSES
 from unimrseg_core.model import ModelConfig, UniMRSegNet
-from unimrseg_core.train.batches import ensure_pool, pool_dir, step_crops
+from unimrseg_core.train.batches import ensure_pool, pool_dir
 from unimrseg_core.train.config import DataConfig, TrainConfig, from_dict
+from unimrseg_core.train.crops import step_crops
 from unimrseg_core.train.pool import TensorPool, decode_pool
 from unimrseg_core.train.stages import STEPS, TrainNet
 from unimrseg_core.train.trainer import train_step

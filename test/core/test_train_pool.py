@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from unimrseg_core.data.disk import DEPTH_PER_METRE, THERMAL_PER_KELVIN, GeneratedDataset
-from unimrseg_core.train.batches import StepBatches, batches, ensure_pool, pool_dir, step_crops
+from unimrseg_core.train.batches import StepBatches, batches, ensure_pool, pool_dir
 from unimrseg_core.train.config import DataConfig
+from unimrseg_core.train.crops import step_crops
 from unimrseg_core.train.pool import POOL_DTYPES, TensorPool, decode_pool
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -17,7 +17,7 @@ Two sources of scenes:
 Two ways to cut the cached pool into batches (``data.loader``): ``tensors`` decodes
 the pool once and cuts batches by tensor ops on the training device (``train.pool``,
 what feeds a GPU); ``dataloader`` decodes each batch's PNGs in DataLoader workers
-(``StepBatches``; on the fly always). Both draw their crops with ``step_crops``, so
+(``StepBatches``; on the fly always). Both draw their crops with ``crops.step_crops``, so
 they give the same batches.
 """
 
@@ -27,7 +27,6 @@ import fcntl
 import logging
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +39,7 @@ from unimrseg_core.data.sample import Sample
 from unimrseg_core.data.tensors import model_inputs, targets
 from unimrseg_core.fingerprint import source_fingerprint
 from unimrseg_core.train.config import DataConfig
+from unimrseg_core.train.crops import Crops, step_crops
 from unimrseg_core.train.pool import TensorPool
 
 log = logging.getLogger(__name__)
@@ -78,34 +78,6 @@ def ensure_pool(cfg: DataConfig, progress: bool = True) -> Path:
         )
         tmp.rename(root)
     return root
-
-
-@dataclass(frozen=True)
-class Crops:
-    """Where the samples of one batch come from: scene (``None`` on the fly, where the step names
-    the scenes), top-left corner, horizontal mirror; and the crop's size."""
-
-    scene: np.ndarray | None
-    y: np.ndarray
-    x: np.ndarray
-    flip: np.ndarray
-    size: tuple[int, int]
-
-
-def step_crops(
-    cfg: DataConfig, batch_size: int, phase: int, step: int, rank: int, scenes: int | None
-) -> Crops:
-    """The draws of batch ``step``, in the one order every pipeline uses: per sample the scene
-    (out of ``scenes``), the crop's row and column, the mirror."""
-    rng = np.random.default_rng([cfg.seed, phase, step, rank])
-    h, w = cfg.size
-    ch, cw = cfg.crop or (h, w)
-    draws = np.empty((batch_size, 4), np.int64)
-    for i in range(batch_size):
-        scene = int(rng.integers(scenes)) if scenes is not None else -1
-        draws[i] = scene, rng.integers(h - ch + 1), rng.integers(w - cw + 1), rng.random() < 0.5
-    scene, y, x, flip = draws.T
-    return Crops(scene if scenes is not None else None, y, x, flip.astype(bool), (ch, cw))
 
 
 def _cut(arrays: dict[str, np.ndarray], y: int, x: int, flip: bool, size: tuple[int, int]) -> Batch:

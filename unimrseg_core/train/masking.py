@@ -1,8 +1,10 @@
 """Input damage for training: whole-modality dropout and UniMRSeg's hybrid shuffled masking.
 
 Inputs are dicts of normalised tensors (``rgb``, ``depth``, ``thermal``,
-``modality_mask``) as in ``data.tensors``. Every function returns new tensors and
-draws from the given ``torch.Generator``, so a step's damage is reproducible.
+``modality_mask``) as in ``data.tensors``; masks are applied with
+``data.tensor_ops.apply_mask_tensor``, the torch mirror of ``modalities.apply_mask``.
+Every function returns new tensors and draws from the given ``torch.Generator``, so a
+step's damage is reproducible.
 
 Devices: the draws are made on the step's CPU generator and the small results (a
 ``[B, 3]`` mask, the ``[B, 3, H/16, W/16]`` patch cells) are moved to ``device``
@@ -16,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from unimrseg_core.data.tensor_ops import apply_mask_tensor
 from unimrseg_core.modalities import COMBINATIONS, MODALITIES
 from unimrseg_core.train.devices import to_device
 
@@ -56,13 +59,6 @@ def keep_k_masks(
     return to_device(mask, device)
 
 
-def apply_mask(inputs: Batch, mask: torch.Tensor) -> Batch:
-    """Zero the images of absent modalities and set ``modality_mask`` (``mask`` on the inputs' device)."""
-    out = {m: inputs[m] * mask[:, i].reshape(-1, 1, 1, 1) for i, m in enumerate(MODALITIES)}
-    out["modality_mask"] = mask
-    return out
-
-
 def patch_masks(
     batch_size: int,
     height: int,
@@ -94,7 +90,7 @@ def hybrid_shuffled_masking(
     """Stage 1 input: modalities dropped (keep k ~ U{1..3} with ``drop_prob``), then shuffled patch masks."""
     b, _, h, w = inputs["rgb"].shape
     device = inputs["rgb"].device
-    damaged = apply_mask(inputs, keep_k_masks(b, drop_prob, gen, device))
+    damaged = apply_mask_tensor(inputs, keep_k_masks(b, drop_prob, gen, device))
     keep = patch_masks(b, h, w, ratio, patch, gen, device)
     for i, m in enumerate(MODALITIES):
         damaged[m] = damaged[m] * keep[:, i : i + 1]

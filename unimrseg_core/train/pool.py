@@ -14,7 +14,7 @@ and columns, flips as index tensors), the normalisation of ``data.tensors``
 and the targets, all on the device: no decoding, no per-sample Python work. Host-held
 pools gather on the CPU and copy the small integer crops through pinned memory.
 
-The crops come from ``batches.step_crops``, the draws of the DataLoader path, so
+The crops come from ``crops.step_crops``, the draws of the DataLoader path too, so
 both give the same batches (up to float rounding).
 """
 
@@ -24,7 +24,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import numpy as np
 import torch
@@ -32,10 +32,8 @@ import torch
 from unimrseg_core.data.disk import DEPTH_PER_METRE, THERMAL_PER_KELVIN, GeneratedDataset, read_scene
 from unimrseg_core.data.tensor_ops import normalize_tensor
 from unimrseg_core.modalities import MODALITIES
+from unimrseg_core.train.crops import Crops
 from unimrseg_core.train.devices import to_device
-
-if TYPE_CHECKING:
-    from unimrseg_core.train.batches import Crops
 
 __all__ = ["POOL_DTYPES", "TensorPool", "decode_pool"]
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from unimrseg_core.data.tensor_ops import apply_mask_tensor
 from unimrseg_core.modalities import MODALITIES
 from unimrseg_core.model.network import UniMRSegNet
 from unimrseg_core.train import losses, masking
@@ -63,7 +64,7 @@ def _supervised(out: dict, batch: Batch, cfg: TrainConfig) -> tuple[torch.Tensor
 
 def _complete(batch: Batch) -> Batch:
     inputs = _inputs(batch)
-    return masking.apply_mask(inputs, torch.ones_like(inputs["modality_mask"]))
+    return apply_mask_tensor(inputs, torch.ones_like(inputs["modality_mask"]))
 
 
 def stage1(
@@ -81,7 +82,7 @@ def _two_views(batch: Batch, gen: torch.Generator) -> tuple[Batch, Batch, Batch,
     """Complete inputs, the same scenes in cycled combinations, targets for both, batch size."""
     complete = _complete(batch)
     b = complete["rgb"].shape[0]
-    incomplete = masking.apply_mask(complete, masking.cycled_combinations(b, gen, complete["rgb"].device))
+    incomplete = apply_mask_tensor(complete, masking.cycled_combinations(b, gen, complete["rgb"].device))
     both = {k: torch.cat([batch[k], batch[k]]) for k in ("label", "saliency")}
     return complete, incomplete, both, b
 
@@ -126,7 +127,7 @@ def supervised(
     inputs = _complete(batch)
     if cfg.method == "modality-dropout":
         b = inputs["rgb"].shape[0]
-        inputs = masking.apply_mask(inputs, masking.random_combinations(b, gen, inputs["rgb"].device))
+        inputs = apply_mask_tensor(inputs, masking.random_combinations(b, gen, inputs["rgb"].device))
     out = model(inputs)
     seg, sal = _supervised(out, batch, cfg)
     return seg + cfg.losses.saliency * sal, {"seg": seg.detach(), "sal": sal.detach()}
