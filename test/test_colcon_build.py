@@ -8,6 +8,7 @@ directories all live under the temporary directory, so the repository is never t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -242,3 +243,9 @@ def test_installed_unimrseg_script_runs_from_the_install(build: Build, tmp_path:
         f"{isolated.stdout}\n{isolated.stderr}"
     )
     assert isolated.stdout == direct.stdout
+    # The install registers the ROS bag commands' plugin (entry point unimrseg.commands: bag) too.
+    bag = run(
+        [sys.executable, "-c", RUN_FROM_INSTALL, str(build.site_packages), str(script), "bag", "--help"]
+    )
+    assert bag.returncode == 0, f"`unimrseg bag --help` from the install failed\n{bag.stdout}\n{bag.stderr}"
+    assert re.findall(r"^    (\S+)", bag.stdout, flags=re.MULTILINE) == ["make", "eval", "play", "record"]
