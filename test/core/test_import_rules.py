@@ -2,8 +2,8 @@
 
 Importing modules cannot show an import inside a function that has not run, so the source is
 parsed (``ast``) and every ``import`` and ``from ... import`` counts, lazy and ``TYPE_CHECKING``
-ones too: a type-only arrow is still an arrow (only what the runtime loads ignores them). The
-rules:
+ones too: a type-only arrow is still an arrow (only the runtime's reach, which is about what a
+robot loads, follows just the imports that run). The rules:
 
 - every part of ``unimrseg_core`` (a subpackage or a top-level module) sits in one of
   ``LAYERS`` and imports only from lower layers or from itself;
@@ -27,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES: Final = ("unimrseg_core", "unimrseg_ros")
 
 LAYERS: Final[tuple[frozenset[str], ...]] = (
-    # facts and helpers that import nothing of the project but modalities' own dependencies
+    # facts and helpers: none imports anything of the project
     frozenset({"unimrseg_core", "modalities", "cli_types", "cli_plugins", "fingerprint", "trust"}),
     # each stands on the facts alone: none of them imports another of this row
     frozenset({"data", "model", "health", "sync", "faults", "topics", "image_msg"}),
@@ -101,6 +101,7 @@ def _type_checking_only(tree: ast.Module) -> set[int]:
 
 
 def _is_type_checking(test: ast.expr) -> bool:
+    """``if TYPE_CHECKING:`` or ``if typing.TYPE_CHECKING:``."""
     if isinstance(test, ast.Attribute):
         return test.attr == "TYPE_CHECKING"
     return isinstance(test, ast.Name) and test.id == "TYPE_CHECKING"
