@@ -27,8 +27,9 @@ from typing import Any, Final
 from unimrseg_core.health import HealthConfig, HealthConfigError
 from unimrseg_core.image_msg import MAX_PIXELS, ThermalMapping
 from unimrseg_core.modalities import MODALITIES
+from unimrseg_core.model.checkpoint import SHIPPED_WEIGHTS_DIR
 from unimrseg_core.pipeline import DEFAULT_POLL_RATE_HZ
-from unimrseg_core.runtime.options import BACKENDS, SHIPPED_WEIGHTS_DIR, BackendOptions, default_cache_dir
+from unimrseg_core.runtime.options import BACKENDS, BackendOptions, default_cache_dir
 from unimrseg_core.sync import SyncConfig
 from unimrseg_core.topics import NODE_NAME
 from unimrseg_core.trust import UntrustedPathError, confined

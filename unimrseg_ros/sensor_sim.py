@@ -59,7 +59,8 @@ from unimrseg_core.modalities import MODALITIES
 
 __all__ = ["SimCamera", "main"]
 
-ENCODING: Final = {"rgb": "rgb8", "depth": "16UC1", "thermal": "mono16"}
+ENCODING: Final = dict(zip(MODALITIES, ("rgb8", "16UC1", "mono16"), strict=True))
+"""What each simulated camera publishes: a colour camera, a depth camera in mm, raw thermal counts."""
 MALFORMED: Final = (
     "short_data",
     "bad_step",

@@ -125,7 +125,7 @@ def test_a_symbolic_link_out_of_model_dir_is_refused_and_one_inside_is_followed(
 
 
 def test_by_default_model_files_are_confined_to_the_shipped_weights():
-    from unimrseg_core.runtime.options import SHIPPED_WEIGHTS_DIR
+    from unimrseg_core.model.checkpoint import SHIPPED_WEIGHTS_DIR
 
     config = node_config(defaults() | {"onnx": "unimrseg.onnx"})
     assert config.backend_options.onnx == SHIPPED_WEIGHTS_DIR / "unimrseg.onnx"

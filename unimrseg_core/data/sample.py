@@ -17,7 +17,6 @@ ARRAY_FORMATS: Final[dict[str, tuple[int, type]]] = {
     "label": (2, np.uint8),
     "saliency": (2, np.uint8),
 }
-FORMATS: Final = ARRAY_FORMATS  # the old name, read by runtime/segmenter.py until it reads SENSOR_FORMATS
 
 __all__ = ["Sample"]
 

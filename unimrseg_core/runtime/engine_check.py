@@ -93,11 +93,14 @@ class Tolerance:
 
 
 TOLERANCES: Final[dict[str, Tolerance]] = {
-    # fp32 on a GPU convolves in TF32 by default (torch and TensorRT): not bit-exact
-    "fp32": Tolerance(0.995, 0.01),
-    "fp16": Tolerance(0.99, 0.05),
-    "bf16": Tolerance(0.97, 0.1),
-    "int8": Tolerance(0.9, 0.25),
+    # The smoke test catches a broken engine (garbage, NaN, a wrong graph: agreement far below 0.9),
+    # not the last 0.5 % of accuracy, which the GPU tests measure on held-out scenes: the margins
+    # leave room for fp32 in TF32 on a GPU and for the runtime's own example scenes
+    # (runtime/examples.py), where fp16 agreed >= 0.994 on the CPU against eager fp32.
+    "fp32": Tolerance(0.99, 0.02),
+    "fp16": Tolerance(0.97, 0.1),
+    "bf16": Tolerance(0.95, 0.15),
+    "int8": Tolerance(0.85, 0.3),
 }
 
 

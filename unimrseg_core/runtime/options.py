@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Final
 
 # the shipped model's folder is the model's fact; the ROS parameter table still reads it from here
-from unimrseg_core.model.checkpoint import SHIPPED_WEIGHTS_DIR as SHIPPED_WEIGHTS_DIR
 
 BACKENDS: Final = ("auto", "tensorrt", "compiled", "onnxruntime", "torch")
 ENGINE_PRECISIONS: Final[dict[str, tuple[str, ...]]] = {

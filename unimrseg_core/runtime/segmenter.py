@@ -22,9 +22,9 @@ from typing import Any, Final, Protocol
 import cv2
 import numpy as np
 
-from unimrseg_core.data.sample import FORMATS, Sample
+from unimrseg_core.data.sample import Sample
 from unimrseg_core.data.tensors import model_inputs
-from unimrseg_core.modalities import MODALITIES, NEAREST_RESIZE, Combination, combination
+from unimrseg_core.modalities import MODALITIES, NEAREST_RESIZE, SENSOR_FORMATS, Combination, combination
 from unimrseg_core.runtime.backends import Backend
 
 STAGES: Final = ("auto", "host", "device")
@@ -86,7 +86,7 @@ class Segmenter:
     @staticmethod
     def _checked(name: str, image: np.ndarray) -> np.ndarray:
         """The image if it is in the sensor format of ``Sample`` (refused before any backend sees it)."""
-        ndim, dtype = FORMATS[name]
+        ndim, dtype = SENSOR_FORMATS[name]
         image = np.asarray(image)
         if image.ndim != ndim or image.dtype != dtype or (ndim == 3 and image.shape[2] != 3):
             raise ValueError(
