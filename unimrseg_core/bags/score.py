@@ -458,65 +458,16 @@ class Scoreboard:
         self.finish()
         span_ns = self.span_ns()
         span_s = span_ns / _NS
-        segments = self._segments(span_s)
-        phase_time: dict[tuple[int, ...], float] = defaultdict(float)
-        for a, b, key in segments:
-            phase_time[key] += b - a
-        keys = list(dict.fromkeys([key for _, _, key in segments] + list(self._phases)))
-        keys.sort(key=lambda k: (k != (), min((self.schedule[i].start_s for i in k), default=0.0)))
-        phases = [
-            {
-                "phase": self._phase_name(k),
-                "faults": list(k),
-                **self._phases[k].row(phase_time[k], self.anchors),
-            }
-            for k in keys
-        ]
-        healthy = self._phases[()].row(phase_time[()], self.anchors)
-        overall = self._all.row(span_s, self.anchors)
-
+        healthy = self._phases[()].row(self._phase_times(span_s)[()], self.anchors)
         scenes = self._scene_rows(span_s)
-        faults = []
-        for i, fault in enumerate(self.schedule):
-            start, end = max(0.0, fault.start_s), min(fault.end_s, span_s)
-            during = self._faults[i].row(max(0.0, end - start), self.anchors)
-            scene = self._fault_scene(fault)
-            scene_miou = scenes[scene]["healthy_miou"] if scene is not None and scene < len(scenes) else None
-            faults.append(
-                {
-                    "index": i,
-                    "fault": str(fault),
-                    **fault.to_dict(),
-                    "single_sensor": self._single_sensor(fault),
-                    **self._fault_timing(i, fault, span_ns),
-                    "during": during,
-                    "miou_vs_healthy": _ratio(during["miou"], healthy["miou"]),
-                    "scene": scene,
-                    "scene_healthy_miou": scene_miou,
-                    "miou_vs_scene_healthy": _ratio(during["miou"], scene_miou),
-                }
-            )
-
-        n_windows = max(1, math.ceil(span_ns / self.window_ns))
-        windows = []
-        for k in range(n_windows):
-            a, b = k * self.window_ns / _NS, min((k + 1) * self.window_ns, span_ns) / _NS
-            active = [i for i, f in enumerate(self.schedule) if f.start_s < b and a < f.end_s]
-            windows.append(
-                {
-                    "start_s": _num(a, 3),
-                    "end_s": _num(b, 3),
-                    "faults": active,
-                    **self._windows[k].row(b - a, self.anchors),
-                }
-            )
-
-        period = self.frame_period_ns()
+        faults = [
+            self._fault_row(i, fault, span_ns, healthy, scenes) for i, fault in enumerate(self.schedule)
+        ]
         return {
             "summary": {
                 "span_s": _num(span_s, 3),
-                "frame_period_s": _seconds(period),
-                "all": overall,
+                "frame_period_s": _seconds(self.frame_period_ns()),
+                "all": self._all.row(span_s, self.anchors),
                 HEALTHY: healthy,
                 "scene_s": self.scene_s,
                 "scenes": scenes,
@@ -524,8 +475,8 @@ class Scoreboard:
             },
             "targets": self._targets(faults),
             "faults": faults,
-            "phases": phases,
-            "windows": windows,
+            "phases": self._phase_rows(span_s),
+            "windows": self._window_rows(span_ns),
             "health": self._health(span_ns),
             "inputs": {
                 m: {
@@ -538,6 +489,57 @@ class Scoreboard:
             },
             "latency": self._latency_row(),
         }
+
+    def _phase_times(self, span_s: float) -> dict[tuple[int, ...], float]:
+        """Seconds spent in each phase (the healthy one and each set of simultaneous faults)."""
+        phase_time: dict[tuple[int, ...], float] = defaultdict(float)
+        for a, b, key in self._segments(span_s):
+            phase_time[key] += b - a
+        return phase_time
+
+    def _phase_rows(self, span_s: float) -> list[dict[str, Any]]:
+        """The healthy phase first, then each phase in the order its first fault starts."""
+        phase_time = self._phase_times(span_s)
+        keys = list(dict.fromkeys([key for _, _, key in self._segments(span_s)] + list(self._phases)))
+        keys.sort(key=lambda k: (k != (), min((self.schedule[i].start_s for i in k), default=0.0)))
+        return [
+            {
+                "phase": self._phase_name(k),
+                "faults": list(k),
+                **self._phases[k].row(phase_time[k], self.anchors),
+            }
+            for k in keys
+        ]
+
+    def _fault_row(
+        self, i: int, fault: Any, span_ns: int, healthy: dict[str, Any], scenes: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """One scheduled fault: its timing, its scores while active, against healthy and its scene."""
+        start, end = max(0.0, fault.start_s), min(fault.end_s, span_ns / _NS)
+        during = self._faults[i].row(max(0.0, end - start), self.anchors)
+        scene = self._fault_scene(fault)
+        scene_miou = scenes[scene]["healthy_miou"] if scene is not None and scene < len(scenes) else None
+        return {
+            "index": i,
+            "fault": str(fault),
+            **fault.to_dict(),
+            "single_sensor": self._single_sensor(fault),
+            **self._fault_timing(i, fault, span_ns),
+            "during": during,
+            "miou_vs_healthy": _ratio(during["miou"], healthy["miou"]),
+            "scene": scene,
+            "scene_healthy_miou": scene_miou,
+            "miou_vs_scene_healthy": _ratio(during["miou"], scene_miou),
+        }
+
+    def _window_rows(self, span_ns: int) -> list[dict[str, Any]]:
+        rows = []
+        for k in range(max(1, math.ceil(span_ns / self.window_ns))):
+            a, b = k * self.window_ns / _NS, min((k + 1) * self.window_ns, span_ns) / _NS
+            active = [i for i, f in enumerate(self.schedule) if f.start_s < b and a < f.end_s]
+            row = self._windows[k].row(b - a, self.anchors)
+            rows.append({"start_s": _num(a, 3), "end_s": _num(b, 3), "faults": active, **row})
+        return rows
 
     def _scene_rows(self, span_s: float) -> list[dict[str, Any]]:
         """Per scene of the bag (when ``scene_s`` is known): its span and its healthy frames' scores."""
