@@ -169,7 +169,7 @@ def measure(
     return {
         "backend": variant,
         "cuda_graphs": bool(graphs),
-        "stages": "device" if segmenter._device_stages(backend) is not None else "host",
+        "stages": "device" if segmenter.device_stages(backend) is not None else "host",
         "size": list(size),
         "open_s": round(open_s, 2),
         "model": model,

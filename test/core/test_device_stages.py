@@ -95,7 +95,7 @@ def test_device_stages_refuse_what_the_host_refuses(backend, scenes):
 def test_auto_keeps_the_host_stages_on_a_cpu(backend, scenes):
     segmenter = Segmenter(backend)
     segmenter.segment(rgb=scenes[0].rgb)
-    assert segmenter._device == (backend, None)
+    assert segmenter.device_stages(backend) is None
 
 
 class _Broken:

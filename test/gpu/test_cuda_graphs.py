@@ -64,7 +64,7 @@ def test_torch_under_cuda_graphs_matches_eager_fp32(precision, held_out, eager_f
     agreement, miou_drop = _compare(graphed, eager_fp32, held_out)
     assert agreement >= 0.995, agreement
     assert miou_drop <= 0.005, miou_drop
-    stages = graphed._device_stages(backend)
+    stages = graphed.device_stages(backend)
     assert stages is not None
     assert stages.graphs is not None
     assert stages.graphs.captures == len({tuple(sorted(i)) for i, _ in held_out})  # one per shape key
@@ -81,7 +81,7 @@ def test_a_new_shape_captures_a_new_graph_and_old_ones_replay(held_out):
         assert float((a.class_ids == b.class_ids).mean()) >= 0.999
     again = graphed.segment(**images)
     np.testing.assert_array_equal(again.class_ids, first.class_ids)
-    assert graphed._device_stages(backend).graphs.captures == 1 + len(SIZES) - 1  # 240x320 was first
+    assert graphed.device_stages(backend).graphs.captures == 1 + len(SIZES) - 1  # 240x320 was first
 
 
 def test_compiled_under_cuda_graphs_matches_eager_fp32(engine_cache, held_out, eager_fp32):

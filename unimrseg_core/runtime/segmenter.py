@@ -128,7 +128,7 @@ class Segmenter:
         size = (int(output_size[0]), int(output_size[1]))
 
         def run(backend: Backend) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            device = self._device_stages(backend)
+            device = self.device_stages(backend)
             if device is not None:
                 out = device(images, size)
                 return out.class_ids, out.saliency, out.saliency_mono8
@@ -139,7 +139,7 @@ class Segmenter:
         ids, prob, mono8 = guarded(run) if guarded is not None else run(self.backend)
         return Segmentation(ids, prob, used, mono8)
 
-    def _device_stages(self, backend: Backend) -> Any:
+    def device_stages(self, backend: Backend) -> Any:
         """The DeviceStages for ``backend`` (built once per backend; None: host stages)."""
         if self._device is not None and self._device[0] is backend:
             return self._device[1]
