@@ -87,7 +87,8 @@ class FramePipeline(Generic[T]):
     """Decoder + health monitor + frame assembler for the enabled modalities of ``sync``.
 
     ``payload`` (any caller data: the node's header and arrival time) travels with each
-    message into the frames.
+    message into the frames. ``poll_rate_hz`` is how often the caller polls: a longer gap
+    between calls is the caller's own stall, not the cameras' silence (``HealthMonitor``).
     """
 
     def __init__(
@@ -95,10 +96,11 @@ class FramePipeline(Generic[T]):
         health: HealthConfig | None = None,
         sync: SyncConfig | None = None,
         *,
+        poll_rate_hz: float = DEFAULT_POLL_RATE_HZ,
         thermal: ThermalMapping = DEFAULT_THERMAL,
         max_pixels: int = MAX_PIXELS,
     ) -> None:
-        self.monitor = HealthMonitor(health)
+        self.monitor = HealthMonitor(health, poll_period_ns=round(1e9 / poll_rate_hz))
         self.assembler: FrameAssembler[T] = FrameAssembler(sync)
         self.thermal = thermal
         self.max_pixels = max_pixels

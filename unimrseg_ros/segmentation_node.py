@@ -210,7 +210,11 @@ class SegmentationNode(LifecycleNode):
         self._rejects = RejectCounter(config.warn_period_s)
         with self._lock:
             self._pipeline = FramePipeline(
-                config.health, config.sync, thermal=config.thermal, max_pixels=config.max_pixels
+                config.health,
+                config.sync,
+                poll_rate_hz=config.health_poll_rate_hz,
+                thermal=config.thermal,
+                max_pixels=config.max_pixels,
             )
         self._worker = LatestWorker(self._infer, on_error=self._on_worker_error, name="unimrseg-inference")
 

@@ -164,7 +164,9 @@ def evaluate_bag(
         t0_ns = int(sequence["start_ns"]) if sequence and "start_ns" in sequence else bag.start_ns
         segmenter, notes = _open(segmenter, backend, options)
         board = _scoreboard(bag, schedule, t0_ns, sync, window_s, sequence)
-        pipeline: FramePipeline[None] = FramePipeline(health, sync, thermal=thermal, max_pixels=max_pixels)
+        pipeline: FramePipeline[None] = FramePipeline(
+            health, sync, poll_rate_hz=poll_rate_hz, thermal=thermal, max_pixels=max_pixels
+        )
         replay = Replay(pipeline, segmenter, board, poll_ns=round(1e9 / poll_rate_hz))
         replay.note_fault_starts(schedule, t0_ns)
         replay.run(bag, path, max_pixels=max_pixels, progress=progress)

@@ -15,8 +15,17 @@ Rules (thresholds in :class:`HealthConfig`):
   invalid", are DEGRADED, because the sensor still talks and may recover at any
   frame; downstream, both states mask the modality out of the model's input.
 - Silence is checked by :meth:`HealthMonitor.poll` and, for its own modality, by
-  :meth:`HealthMonitor.observe` before the frame, so a gap is never missed even
-  when nobody polled during it; either way the frames after it must prove themselves.
+  :meth:`HealthMonitor.observe` before the frame; either way the frames after it must
+  prove themselves.
+- Silence is what the observer saw, not the clock: a modality's silence grows by the
+  time between consecutive calls of the monitor (any ``observe`` or ``poll``), and when
+  the monitor is told its observer's poll period, by at most one poll period per gap.
+  A longer gap between calls is the observer's own stall (the process starved of CPU,
+  stopped, in a long GC): the cameras' messages queued meanwhile, and they are taken
+  after it, so the stall is no evidence of silence. An observer that calls on time
+  (every gap at most one poll period) sees exactly the wall-clock silence, so a silent
+  camera is LOST after ``silence_periods`` as before; after a stall it needs that much
+  silence seen by a running observer, and every call counts, so nothing stays hidden.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ class _Track:
         self.since_ns: int | None = None
         self.last_stamp_ns: int | None = None
         self.last_receive_ns: int | None = None
+        self.silent_ns = 0  # silence seen since the last message (the observer's stalls left out)
         self.messages = 0
         self.bad_run = 0  # bad frames in a row
         self.good_run = 0  # good frames in a row
@@ -67,10 +77,17 @@ class _Track:
 class HealthMonitor:
     """Health of every modality in ``MODALITIES``, from the frames it sees and the times it is told."""
 
-    def __init__(self, config: HealthConfig | None = None) -> None:
+    def __init__(self, config: HealthConfig | None = None, *, poll_period_ns: int | None = None) -> None:
+        """``poll_period_ns``: how often the observer polls (None: every gap between calls is silence)."""
         self.config = (config if config is not None else HealthConfig()).validate()
+        if poll_period_ns is not None and not poll_period_ns > 0:
+            raise ValueError(f"poll_period_ns must be > 0, got {poll_period_ns}")
+        self.poll_period_ns = poll_period_ns
         self._tracks = {m: _Track(m, self.config) for m in MODALITIES}
         self._transitions: deque[Transition] = deque(maxlen=self.config.max_transitions)
+        self._last_call_ns: int | None = None
+        self.stalled_ns = 0
+        """The observer's own stalls so far: the time between calls beyond one poll period."""
 
     def observe(
         self,
@@ -90,6 +107,7 @@ class HealthMonitor:
         """
         track = self._track(modality)
         stamp_ns, receive_ns = int(stamp_ns), int(receive_ns)
+        self._advance(receive_ns)
         self._check_silence(track, receive_ns)
         try:
             frame = check_frame(modality, image, self.config)
@@ -103,6 +121,7 @@ class HealthMonitor:
         track.messages += 1
         track.last_stamp_ns = stamp_ns
         track.last_receive_ns = receive_ns
+        track.silent_ns = 0
         if reasons:
             self._bad_frame(track, reasons, receive_ns)
         else:
@@ -112,6 +131,7 @@ class HealthMonitor:
     def poll(self, now_ns: int) -> dict[str, ModalityHealth]:
         """Apply silence at ``now_ns`` and return every modality's health, in MODALITIES order."""
         now_ns = int(now_ns)
+        self._advance(now_ns)
         for track in self._tracks.values():
             self._check_silence(track, now_ns)
         return {m: track.snapshot() for m, track in self._tracks.items()}
@@ -152,14 +172,26 @@ class HealthMonitor:
             return learned, "learned"
         return 1e9 / self.config.default_rate_hz, "default"
 
+    def _advance(self, now_ns: int) -> None:
+        """The time since the previous call is silence of every modality seen so far, up to one
+        poll period: beyond it the observer itself was stalled, and saw nothing."""
+        if self._last_call_ns is not None and now_ns > self._last_call_ns:
+            gap = now_ns - self._last_call_ns
+            seen = gap if self.poll_period_ns is None else min(gap, self.poll_period_ns)
+            self.stalled_ns += gap - seen
+            for track in self._tracks.values():
+                if track.last_receive_ns is not None:
+                    track.silent_ns += seen
+        if self._last_call_ns is None or now_ns > self._last_call_ns:
+            self._last_call_ns = now_ns
+
     def _check_silence(self, track: _Track, now_ns: int) -> None:
         if track.last_receive_ns is None:
             return  # never seen: LOST with NO_MESSAGE already
         period, source = self._expected_period(track)
-        age = now_ns - track.last_receive_ns
-        if age > self.config.silence_periods * period:
+        if track.silent_ns > self.config.silence_periods * period:
             track.bad_run = track.good_run = 0
-            reason = f"silent for {seconds(age)} (expected period {seconds(period)}, {source})"
+            reason = f"silent for {seconds(track.silent_ns)} (expected period {seconds(period)}, {source})"
             self._set(track, HealthState.LOST, (reason,), now_ns)
 
     def _bad_frame(self, track: _Track, reasons: tuple[str, ...], time_ns: int) -> None:
