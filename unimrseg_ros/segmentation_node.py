@@ -347,7 +347,11 @@ class SegmentationNode(LifecycleNode):
             self._reject(step.rejected)
         for t in step.transitions:
             text = f"{t.modality}: {t.old} -> {t.new} ({t.reason})"
-            (self.get_logger().info if t.new is HealthState.OK else self.get_logger().warning)(text)
+            # one call site per severity: rclpy raises when a call site changes severity
+            if t.new is HealthState.OK:
+                self.get_logger().info(text)
+            else:
+                self.get_logger().warning(text)
         if step.idle_changed:
             if step.idle_reason and step.idle_reason != NO_MESSAGE:
                 self.get_logger().error(f"no output: {step.idle_reason}")
