@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
-from unimrseg_core.health import HealthConfig, HealthConfigError
+from unimrseg_core.health import DEGRADED_POLICIES, HealthConfig, HealthConfigError
 from unimrseg_core.image_msg import MAX_PIXELS, ThermalMapping
 from unimrseg_core.modalities import MODALITIES
 from unimrseg_core.model.checkpoint import SHIPPED_WEIGHTS_DIR
@@ -306,6 +306,98 @@ PARAMS: Final[tuple[Param, ...]] = (
     ),
     _health("min_std_k", "thermal blackout (flat field): std below this (kelvin).", 0.0, 100.0),
     _health("max_nonfinite_fraction", "thermal: DEGRADED above this fraction of NaN/inf pixels.", 0.0, 1.0),
+    # --- partial damage, against each stream's own baseline (benchmarks/health_faults.py)
+    _health(
+        "baseline_frames", "A signal's baseline is its median over this many last good frames.", 1, 10_000
+    ),
+    _health(
+        "baseline_min_frames",
+        "Good frames before the baseline checks start (again after a size change or a new depth scene).",
+        1,
+        10_000,
+    ),
+    _health(
+        "clear_ratio",
+        "Hysteresis: a baseline check that fired clears at this fraction of its threshold.",
+        0.0,
+        1.0,
+    ),
+    _health("min_noise_ratio", "Noise is flagged only when also this many times its baseline.", 1.0, 1000.0),
+    _health(
+        "max_noise_level",
+        "rgb: DEGRADED when noise above its baseline (in quadrature) exceeds this (uint8 levels).",
+        0.0,
+        255.0,
+    ),
+    _health(
+        "severe_noise_level",
+        "rgb: added noise from which the grade is severe, not mild (uint8 levels).",
+        0.0,
+        255.0,
+    ),
+    _health(
+        "max_noise_m", "depth: DEGRADED when noise above its baseline exceeds this (metres).", 0.0, 100.0
+    ),
+    _health(
+        "severe_noise_m", "depth: added noise from which the grade is severe, not mild (metres).", 0.0, 100.0
+    ),
+    _health(
+        "max_noise_k", "thermal: DEGRADED when noise above its baseline exceeds this (kelvin).", 0.0, 100.0
+    ),
+    _health(
+        "severe_noise_k",
+        "thermal: added noise from which the grade is severe, not mild (kelvin).",
+        0.0,
+        100.0,
+    ),
+    _health(
+        "max_depth_loss_fraction",
+        "depth holes: DEGRADED when more than this fraction of the baseline's valid pixels is lost.",
+        0.0,
+        1.0,
+    ),
+    _health(
+        "severe_depth_loss_fraction", "depth holes: loss from which the grade is severe, not mild.", 0.0, 1.0
+    ),
+    _health(
+        "max_rgb_saturated_rise",
+        "rgb: DEGRADED when the saturated fraction exceeds its baseline's by this (1: never).",
+        0.0,
+        1.0,
+    ),
+    _health(
+        "max_depth_saturated_rise",
+        "depth: DEGRADED when the fraction at >= 20 m exceeds its baseline's by this.",
+        0.0,
+        1.0,
+    ),
+    _health(
+        "max_thermal_saturated_rise",
+        "thermal: DEGRADED when the fraction at >= 340 K exceeds its baseline's by this.",
+        0.0,
+        1.0,
+    ),
+    _health(
+        "min_contrast_ratio",
+        "washout: DEGRADED when the 5-95 % spread falls below this fraction of its baseline.",
+        0.0,
+        1.0,
+    ),
+    _health(
+        "depth_scene_change_fraction",
+        "A new depth scene (its baselines are learned again): median relative depth change between "
+        "frames above this.",
+        0.0,
+        100.0,
+    ),
+    Param(
+        "health.degraded_policy",
+        _HEALTH.degraded_policy,
+        "mask: leave every DEGRADED modality out of the model's input; keep_mild: keep one whose grade "
+        "is mild (noise or depth loss below its severe threshold, where the model still does better "
+        "with it).",
+        choices=DEGRADED_POLICIES,
+    ),
     Param(
         "health_poll_rate_hz",
         DEFAULT_POLL_RATE_HZ,

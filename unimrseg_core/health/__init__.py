@@ -6,12 +6,14 @@ modality that is not OK, and publishes the reasons on /diagnostics. The same cod
 scores injected faults offline from a bag, deterministically (time is injected).
 """
 
-from unimrseg_core.health.config import HealthConfig, HealthConfigError
+from unimrseg_core.health.config import DEGRADED_POLICIES, HealthConfig, HealthConfigError
 from unimrseg_core.health.monitor import NO_MESSAGE, HealthMonitor
-from unimrseg_core.health.state import HealthState, ModalityHealth, Transition
+from unimrseg_core.health.state import Grade, HealthState, ModalityHealth, Transition
 
 __all__ = [
+    "DEGRADED_POLICIES",
     "NO_MESSAGE",
+    "Grade",
     "HealthConfig",
     "HealthConfigError",
     "HealthMonitor",

@@ -18,6 +18,7 @@ from typing import Final
 import numpy as np
 
 from unimrseg_core.health.config import HealthConfig
+from unimrseg_core.health.signals import Signals, measure
 from unimrseg_core.health.text import percent, size
 from unimrseg_core.modalities import MODALITIES, MODALITY_CHANNELS, NORMALIZATION, SENSOR_FORMATS
 
@@ -26,11 +27,12 @@ __all__ = ["FrameCheck", "check_frame"]
 
 @dataclass(frozen=True)
 class FrameCheck:
-    """What the content checks found, plus the facts the stream checks compare between frames."""
+    """What the content checks found, plus the facts the stream and baseline checks compare between frames."""
 
     reasons: tuple[str, ...]
     fingerprint: bytes | None  # hash of the subsample; None when the frame could not be read
     shape: tuple[int, ...] | None  # None when the input is not an array
+    signals: Signals | None = None  # for the baseline checks; None when the frame could not be read
 
 
 def check_frame(modality: str, image: object, config: HealthConfig) -> FrameCheck:
@@ -48,7 +50,8 @@ def check_frame(modality: str, image: object, config: HealthConfig) -> FrameChec
     fingerprint = digest.digest()
     with np.errstate(all="ignore"):
         reasons = _CONTENT_CHECKS[NORMALIZATION[modality].unit](sub, modality, config)
-    return FrameCheck(tuple(reasons), fingerprint, shape)
+        signals = measure(modality, image, sub, step)
+    return FrameCheck(tuple(reasons), fingerprint, shape, signals)
 
 
 def _format_problem(modality: str, image: np.ndarray) -> str | None:

@@ -17,6 +17,14 @@ expected periods T of its start; recovery within 3 T of its end):
   stamp going back): ``fault_frames`` = 1, DEGRADED on the first bad frame.
 - recovery: ``recover_frames`` = 2 good frames in a row, i.e. one T after the
   first good frame.
+
+Partial damage (noise, lost depth, partial saturation, washout) is judged against the
+stream's own baseline, learned from its good frames (``signals.py``, ``baseline.py``).
+The thresholds come from ``benchmarks/health_faults.py`` on the procedural world with the
+shipped model: each fault of the fault model that costs more than 10 % mIoU is detected,
+the cheaper ones are not flagged, and no healthy stream of any condition is. Where keeping
+a damaged modality still beats masking it (noise and depth holes up to ``severe_*``), its
+grade is mild, and ``degraded_policy`` decides.
 """
 
 from __future__ import annotations
@@ -25,10 +33,14 @@ import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
-from unimrseg_core.modalities import MODALITIES
+from unimrseg_core.modalities import MODALITIES, NORMALIZATION
 
-__all__ = ["HealthConfig", "HealthConfigError"]
+__all__ = ["DEGRADED_POLICIES", "HealthConfig", "HealthConfigError"]
+
+DEGRADED_POLICIES: Final = ("mask", "keep_mild")
+"""What the pipeline does with a DEGRADED modality whose grade is mild (``degraded_policy``)."""
 
 
 class HealthConfigError(ValueError):
@@ -50,6 +62,10 @@ def _is_number(value: object) -> bool:
         return math.isfinite(value)
     except OverflowError:
         return False
+
+
+_NOISE_SUFFIX: Final = {"uint8": "level", "m": "m", "K": "k"}
+"""The noise fields' suffix for each sensor unit of ``modalities.NORMALIZATION``."""
 
 
 def _all_learned() -> dict[str, float | None]:
@@ -100,6 +116,46 @@ class HealthConfig:
     max_nonfinite_fraction: float = 0.05
     """thermal: more NaN / inf pixels than this fraction."""
 
+    # --- partial damage, against the stream's own baseline (``benchmarks/health_faults.py``)
+    baseline_frames: int = 50
+    """The baseline of each signal is the median of its last this many good frames."""
+    baseline_min_frames: int = 5
+    """Good frames needed before the baseline checks start (after start-up, a size change, or
+    for the scene-dependent signals, a new depth scene)."""
+    clear_ratio: float = 0.8
+    """Hysteresis: a baseline check that fired clears only at this fraction of its threshold
+    (a contrast ratio at its threshold divided by this), so a value near it does not flap."""
+    min_noise_ratio: float = 1.5
+    """Noise is flagged only when also this many times the baseline's (a naturally noisy
+    sensor's own fluctuation can exceed the absolute limits below)."""
+    max_noise_level: float = 64.0
+    """rgb noise (uint8 levels) above the baseline's, added in quadrature: DEGRADED above it."""
+    severe_noise_level: float = 64.0
+    """rgb noise from which the grade is severe rather than mild (= max: never mild)."""
+    max_noise_m: float = 1.1
+    """depth noise above the baseline's (metres)."""
+    severe_noise_m: float = 1.1
+    max_noise_k: float = 0.85
+    """thermal noise above the baseline's (kelvin)."""
+    severe_noise_k: float = 1.3
+    max_depth_loss_fraction: float = 0.35
+    """depth holes: DEGRADED when more than this fraction of the baseline's valid pixels is lost."""
+    severe_depth_loss_fraction: float = 0.55
+    max_rgb_saturated_rise: float = 1.0
+    """rgb: saturated fraction above the baseline's (1: never; ``saturated_fraction`` still holds)."""
+    max_depth_saturated_rise: float = 0.05
+    """depth: fraction of the valid pixels at or beyond 20 m above the baseline's."""
+    max_thermal_saturated_rise: float = 0.12
+    """thermal: fraction of the pixels at or above 340 K above the baseline's."""
+    min_contrast_ratio: float = 0.1
+    """washout: the 5-95 % spread below this fraction of the baseline's."""
+    depth_scene_change_fraction: float = 0.2
+    """A new depth scene (not damage): the median relative depth change between consecutive
+    frames, over the pixels valid in both, above this; the scene's baselines are re-learned."""
+    degraded_policy: str = "keep_mild"
+    """``mask``: every DEGRADED modality is left out of the model's input; ``keep_mild``: a
+    DEGRADED modality whose grade is mild (noisy but still informative) is kept."""
+
     max_transitions: int = 10_000
     """Transitions kept for :attr:`HealthMonitor.transitions` (oldest dropped first)."""
 
@@ -131,7 +187,29 @@ class HealthConfig:
         self._check_float("max_invalid_depth_fraction", low=0.0, high=1.0)
         self._check_float("min_std_k", low=0.0)
         self._check_float("max_nonfinite_fraction", low=0.0, high=1.0)
+        self._validate_baseline()
         return self
+
+    def _validate_baseline(self) -> None:
+        for name in ("baseline_frames", "baseline_min_frames"):
+            self._check_int(name, minimum=1)
+        if self.baseline_min_frames > self.baseline_frames:
+            message = f"must be <= baseline_frames ({self.baseline_frames}), got {self.baseline_min_frames}"
+            raise HealthConfigError("baseline_min_frames", message)
+        self._check_float("clear_ratio", low=0.0, high=1.0, low_open=True)
+        self._check_float("min_noise_ratio", low=1.0)
+        for unit in _NOISE_SUFFIX.values():
+            self._check_float(f"max_noise_{unit}", low=0.0, low_open=True)
+            self._check_float(f"severe_noise_{unit}", low=getattr(self, f"max_noise_{unit}"))
+        self._check_float("max_depth_loss_fraction", low=0.0, high=1.0, low_open=True)
+        self._check_float("severe_depth_loss_fraction", low=self.max_depth_loss_fraction, high=1.0)
+        for modality in MODALITIES:
+            self._check_float(f"max_{modality}_saturated_rise", low=0.0, high=1.0, low_open=True)
+        self._check_float("min_contrast_ratio", low=0.0, high=1.0)
+        self._check_float("depth_scene_change_fraction", low=0.0, low_open=True)
+        if self.degraded_policy not in DEGRADED_POLICIES:
+            message = f"must be one of {', '.join(DEGRADED_POLICIES)}, got {self.degraded_policy!r}"
+            raise HealthConfigError("degraded_policy", message)
 
     def _validate_rates(self) -> None:
         rates = self.expected_rate_hz
@@ -161,6 +239,15 @@ class HealthConfig:
         if not (_is_number(value) and (value > low if low_open else value >= low) and value <= high):
             bounds = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
             raise HealthConfigError(name, f"must be a finite number {bounds}, got {value!r}")
+
+    def noise_limits(self, modality: str) -> tuple[float, float]:
+        """``modality``'s noise above its baseline that makes it DEGRADED, then severe (sensor unit)."""
+        suffix = _NOISE_SUFFIX[NORMALIZATION[modality].unit]
+        return getattr(self, f"max_noise_{suffix}"), getattr(self, f"severe_noise_{suffix}")
+
+    def max_saturated_rise(self, modality: str) -> float:
+        """``modality``'s saturated fraction above its baseline that makes it DEGRADED."""
+        return float(getattr(self, f"max_{modality}_saturated_rise"))
 
     def period_ns(self, modality: str) -> float | None:
         """The configured expected period of ``modality`` in ns, or None when it is learned."""

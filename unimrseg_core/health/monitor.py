@@ -6,14 +6,17 @@ the same states and the same transitions every time.
 
 Rules (thresholds in :class:`HealthConfig`):
 
-- A frame is bad when any content or stream check gives a reason. An OK modality
+- A frame is bad when any content, stream or baseline check (partial damage against
+  the stream's own good frames, ``baseline.py``) gives a reason. An OK modality
   becomes DEGRADED after ``fault_frames`` bad frames in a row; a LOST one that
   receives a bad frame becomes DEGRADED at once (it is alive, but not usable).
 - A DEGRADED or LOST modality is OK after ``recover_frames`` good frames in a row;
   in between a LOST one is DEGRADED ("recovering").
 - LOST comes only from silence (or no message yet): content faults, even "all depth
   invalid", are DEGRADED, because the sensor still talks and may recover at any
-  frame; downstream, both states mask the modality out of the model's input.
+  frame; downstream, both states mask the modality out of the model's input, except
+  a DEGRADED one whose grade is mild (only noise or depth loss, below their severe
+  thresholds) under the ``keep_mild`` policy. A recovering modality keeps its grade.
 - Silence is checked by :meth:`HealthMonitor.poll` and, for its own modality, by
   :meth:`HealthMonitor.observe` before the frame; either way the frames after it must
   prove themselves.
@@ -32,10 +35,11 @@ from __future__ import annotations
 
 from collections import deque
 
+from unimrseg_core.health.baseline import BaselineChecks, Verdict
 from unimrseg_core.health.checks import FrameCheck, check_frame
 from unimrseg_core.health.config import HealthConfig
 from unimrseg_core.health.rate import RateEstimator
-from unimrseg_core.health.state import HealthState, ModalityHealth, Transition
+from unimrseg_core.health.state import Grade, HealthState, ModalityHealth, Transition
 from unimrseg_core.health.stream import StreamChecks
 from unimrseg_core.health.text import seconds
 from unimrseg_core.modalities import MODALITIES
@@ -61,8 +65,11 @@ class _Track:
         self.good_run = 0  # good frames in a row
         self.rate = RateEstimator(window=config.rate_window, min_samples=config.min_rate_samples)
         self.stream = StreamChecks(config.frozen_frames)
+        self.baseline = BaselineChecks(modality, config)
+        self.grade = Grade.SEVERE
 
-    def snapshot(self) -> ModalityHealth:
+    def snapshot(self, *, keep_mild: bool) -> ModalityHealth:
+        kept = self.state is HealthState.DEGRADED and self.grade is Grade.MILD and keep_mild
         return ModalityHealth(
             modality=self.modality,
             state=self.state,
@@ -71,6 +78,8 @@ class _Track:
             last_stamp_ns=self.last_stamp_ns,
             messages=self.messages,
             rate_hz=self.rate.rate_hz,
+            grade=self.grade,
+            usable=self.state is HealthState.OK or kept,
         )
 
 
@@ -116,17 +125,21 @@ class HealthMonitor:
         stream_reasons = track.stream.check(
             stamp_ns=stamp_ns, fingerprint=frame.fingerprint, shape=frame.shape, encoding=encoding
         )
-        reasons = (*stream_reasons, *frame.reasons)
+        # partial damage is only looked for where the frame alone looked fine (a blackout is no washout)
+        verdict = Verdict() if frame.reasons else track.baseline.check(frame.signals, frame.shape)
+        reasons = (*stream_reasons, *frame.reasons, *verdict.reasons)
         track.rate.add(receive_ns)
         track.messages += 1
         track.last_stamp_ns = stamp_ns
         track.last_receive_ns = receive_ns
         track.silent_ns = 0
         if reasons:
-            self._bad_frame(track, reasons, receive_ns)
+            grade = verdict.grade if len(reasons) == len(verdict.reasons) else Grade.SEVERE
+            self._bad_frame(track, reasons, grade, receive_ns)
         else:
+            track.baseline.learn(frame.signals)
             self._good_frame(track, receive_ns)
-        return track.snapshot()
+        return self._snapshot(track)
 
     def poll(self, now_ns: int) -> dict[str, ModalityHealth]:
         """Apply silence at ``now_ns`` and return every modality's health, in MODALITIES order."""
@@ -134,10 +147,10 @@ class HealthMonitor:
         self._advance(now_ns)
         for track in self._tracks.values():
             self._check_silence(track, now_ns)
-        return {m: track.snapshot() for m, track in self._tracks.items()}
+        return {m: self._snapshot(track) for m, track in self._tracks.items()}
 
     def usable(self, now_ns: int) -> tuple[str, ...]:
-        """The modalities that are OK at ``now_ns``, in MODALITIES order."""
+        """The modalities the model may use at ``now_ns`` (OK, or mild and kept), in MODALITIES order."""
         return tuple(m for m, health in self.poll(now_ns).items() if health.usable)
 
     @property
@@ -156,6 +169,9 @@ class HealthMonitor:
         return self._expected_period(self._track(modality))[0]
 
     # ------------------------------------------------------------------ internals
+
+    def _snapshot(self, track: _Track) -> ModalityHealth:
+        return track.snapshot(keep_mild=self.config.degraded_policy == "keep_mild")
 
     def _track(self, modality: str) -> _Track:
         try:
@@ -191,15 +207,17 @@ class HealthMonitor:
         period, source = self._expected_period(track)
         if track.silent_ns > self.config.silence_periods * period:
             track.bad_run = track.good_run = 0
+            track.grade = Grade.SEVERE
             reason = f"silent for {seconds(track.silent_ns)} (expected period {seconds(period)}, {source})"
             self._set(track, HealthState.LOST, (reason,), now_ns)
 
-    def _bad_frame(self, track: _Track, reasons: tuple[str, ...], time_ns: int) -> None:
+    def _bad_frame(self, track: _Track, reasons: tuple[str, ...], grade: Grade, time_ns: int) -> None:
         track.good_run = 0
         track.bad_run += 1
         if track.state is HealthState.OK and track.bad_run < self.config.fault_frames:
             track.reasons = reasons  # not confirmed yet: still OK, but say what looks wrong
         else:
+            track.grade = grade
             self._set(track, HealthState.DEGRADED, reasons, time_ns)
 
     def _good_frame(self, track: _Track, time_ns: int) -> None:
@@ -209,6 +227,7 @@ class HealthMonitor:
         if track.state is HealthState.OK:
             track.reasons = ()
         elif track.good_run >= needed:
+            track.grade = Grade.NONE
             self._set(track, HealthState.OK, (), time_ns, note=f"recovered: {track.good_run} good frames")
         else:
             recovering = f"recovering: {track.good_run} of {needed} good frames"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-__all__ = ["HealthState", "ModalityHealth", "Transition"]
+__all__ = ["Grade", "HealthState", "ModalityHealth", "Transition"]
 
 
 class HealthState(IntEnum):
@@ -18,7 +18,8 @@ class HealthState(IntEnum):
 
     - ``OK``: messages arrive on time and their content looks usable; the model uses it.
     - ``DEGRADED``: messages arrive but are not trusted (a content or stream fault, or
-      not yet enough good frames since one); the modality is masked out.
+      not yet enough good frames since one); the modality is masked out, unless its
+      :class:`Grade` is mild and the policy keeps mild ones (``degraded_policy``).
     - ``LOST``: no message yet, or silent for longer than the silence limit.
     """
 
@@ -30,6 +31,23 @@ class HealthState(IntEnum):
         return self.name
 
 
+class Grade(IntEnum):
+    """How bad a DEGRADED modality is, ordered by severity.
+
+    - ``NONE``: OK.
+    - ``MILD``: noisy or partly lost, but the model still does better with it than without
+      (measured per fault kind and strength by ``benchmarks/health_faults.py``).
+    - ``SEVERE``: every other fault, and LOST.
+    """
+
+    NONE = 0
+    MILD = 1
+    SEVERE = 2
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
 @dataclass(frozen=True)
 class ModalityHealth:
     """A snapshot of one modality's health.
@@ -38,7 +56,9 @@ class ModalityHealth:
     /diagnostics); for OK they are empty, or list the problems of a fault not yet
     confirmed when ``fault_frames`` > 1. ``since_ns`` is when the state last changed
     (None while no message was ever seen); ``rate_hz`` is the measured arrival rate
-    (None until enough messages).
+    (None until enough messages). ``grade`` says how bad a DEGRADED state is (a recovering
+    modality keeps the grade of its fault); ``usable`` whether the model may use it: OK, or
+    DEGRADED with a mild grade under the ``keep_mild`` policy.
     """
 
     modality: str
@@ -48,10 +68,8 @@ class ModalityHealth:
     last_stamp_ns: int | None
     messages: int
     rate_hz: float | None
-
-    @property
-    def usable(self) -> bool:
-        return self.state is HealthState.OK
+    grade: Grade
+    usable: bool
 
     @property
     def summary(self) -> str:
