@@ -40,7 +40,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from unimrseg_core.bags.evaluate import RESULT_FORMAT, RESULT_VERSION, package_versions, torch_threads
+from unimrseg_core.bags.evaluate import result_document, schedule_json, torch_threads
 from unimrseg_core.bags.read import BagError, BagReader
 from unimrseg_core.bags.score import DEFAULT_WINDOW_S, Output
 from unimrseg_core.bags.topics import SENSORS
@@ -128,24 +128,16 @@ def evaluate_live(
     _save_samples(logs / SAMPLES, bag.schedule, bag.t0_ns, collected)
     inference = last_inference(collected.diagnostics)
     live = _live_summary(domain, offset_ns, logs, inference, collected, outputs)
-    return {
-        "format": RESULT_FORMAT,
-        "version": RESULT_VERSION,
-        "mode": "live",
-        "bag": bag.info,
-        "backend": {"name": inference.get("backend"), "notes": [inference.get("backend_notes", "")]},
-        "versions": package_versions(),
-        "config": {"window_s": window_s, "node_params": str(config), "node_args": list(node_args)},
-        "schedule": {
-            "source": bag.source,
-            "t0_ns": bag.t0_ns,
-            "seed": bag.schedule.seed if bag.schedule is not None else None,
-            "faults": [f.to_dict() for f in bag.schedule] if bag.schedule is not None else [],
-        },
-        **scores,
-        "live": live,
-        "seconds": round(time.perf_counter() - started, 2),
-    }
+    return result_document(
+        "live",
+        bag=bag.info,
+        backend={"name": inference.get("backend"), "notes": [inference.get("backend_notes", "")]},
+        config={"window_s": window_s, "node_params": str(config), "node_args": list(node_args)},
+        schedule=schedule_json(bag.schedule, bag.source, bag.t0_ns),
+        scores=scores,
+        started=started,
+        extra={"live": live},
+    )
 
 
 def _live_summary(

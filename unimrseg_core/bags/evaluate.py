@@ -198,8 +198,10 @@ def result_document(
     schedule: dict[str, Any],
     scores: dict[str, Any],
     started: float,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON document of a bag evaluation, offline or live: one layout for both."""
+    """The JSON document of a bag evaluation, offline or live: one layout for both (``extra``:
+    the mode's own section, e.g. ``live``)."""
     return {
         "format": RESULT_FORMAT,
         "version": RESULT_VERSION,
@@ -210,6 +212,7 @@ def result_document(
         "config": config,
         "schedule": schedule,
         **scores,
+        **(extra or {}),
         "seconds": round(time.perf_counter() - started, 2),
     }
 

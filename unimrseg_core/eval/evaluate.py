@@ -19,11 +19,13 @@ from tqdm import tqdm
 from unimrseg_core.data.conditions import CONDITIONS
 from unimrseg_core.data.sample import Sample
 from unimrseg_core.data.splits import TEST_SEED
+from unimrseg_core.data.tensor_ops import saliency_mono8_tensor
 from unimrseg_core.data.tensors import model_inputs, targets
 from unimrseg_core.eval.metrics import SaliencyMeter, SegmentationMeter
 from unimrseg_core.eval.protocols import Damage, Inputs, drop, robustness_protocols
 from unimrseg_core.modalities import CLASS_NAMES, COMBINATIONS, Combination, combination
 from unimrseg_core.runtime.backends import Backend
+from unimrseg_core.runtime.segmenter import saliency_mono8
 
 __all__ = ["PROTOCOL_SCENES", "evaluate", "usable_combinations"]
 
@@ -110,14 +112,13 @@ def _predictor(model: torch.nn.Module | Backend) -> Predictor:
 
         def run_module(inputs: Inputs) -> tuple[torch.Tensor, np.ndarray]:
             logits, prob = model(**{k: torch.from_numpy(v).to(device) for k, v in inputs.items()})
-            prob255 = (prob[:, 0] * 255).round().to(torch.uint8)
-            return logits.argmax(1).cpu(), prob255.cpu().numpy()
+            return logits.argmax(1).cpu(), saliency_mono8_tensor(prob[:, 0]).cpu().numpy()
 
         return run_module
 
     def run_backend(inputs: Inputs) -> tuple[torch.Tensor, np.ndarray]:
         seg, sal = model.infer({k: np.ascontiguousarray(v) for k, v in inputs.items()})
-        return torch.from_numpy(seg.argmax(1)), np.round(sal[:, 0] * 255).astype(np.uint8)
+        return torch.from_numpy(seg.argmax(1)), saliency_mono8(sal[:, 0])
 
     return run_backend
 

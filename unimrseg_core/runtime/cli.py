@@ -186,7 +186,6 @@ def run_engine_build(args: argparse.Namespace) -> int:
 
 def run_infer(args: argparse.Namespace) -> int:
     import cv2
-    import numpy as np
 
     from unimrseg_core.image_msg import ThermalMapping
     from unimrseg_core.modalities import MODALITIES, colorize
@@ -217,7 +216,7 @@ def run_infer(args: argparse.Namespace) -> int:
     outputs = {
         "class_mask.png": result.class_ids,
         "colored_mask.png": cv2.cvtColor(colorize(result.class_ids), cv2.COLOR_RGB2BGR),
-        "saliency.png": np.round(result.saliency * 255.0).astype(np.uint8),
+        "saliency.png": result.saliency_mono8,
     }
     for name, image in outputs.items():
         if not cv2.imwrite(str(args.out / name), image):
