@@ -38,8 +38,7 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.exceptions import ParameterException
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 
@@ -66,7 +65,7 @@ from unimrseg_ros.outputs import image_message, labels_message
 from unimrseg_ros.parameters import NodeConfig, ParameterError
 from unimrseg_ros.qos import LATCHED, QosWatch, profile
 from unimrseg_ros.rejects import RejectCounter
-from unimrseg_ros.run import run_node
+from unimrseg_ros.run import ManagedNode, run_lifecycle_node
 
 __all__ = ["SegmentationNode", "main"]
 
@@ -82,7 +81,7 @@ class Received:
     arrived_s: float  # time.perf_counter() at the callback, for latency
 
 
-class SegmentationNode(LifecycleNode):
+class SegmentationNode(ManagedNode):
     """The lifecycle node; construct, then ``start()`` (what autostart does) or drive its transitions."""
 
     def __init__(self, node_name: str = topics.NODE_NAME, **kwargs: Any) -> None:
@@ -99,16 +98,6 @@ class SegmentationNode(LifecycleNode):
         self._reset_active_state()
 
     # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> bool:
-        """Configure, then activate (what ``autostart`` does); True when active."""
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            return False
-        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
-
-    @property
-    def state_label(self) -> str:
-        return str(self._state_machine.current_state[1])
 
     @property
     def segmenter(self) -> Segmenter | None:
@@ -166,14 +155,6 @@ class SegmentationNode(LifecycleNode):
         self._deactivate()
         self._release_model()
         self.get_logger().info("unconfigured: model released")
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.release()
         return TransitionCallbackReturn.SUCCESS
 
     def release(self) -> None:
@@ -512,28 +493,12 @@ def main(args: Sequence[str] | None = None) -> int:
     The signals only set a flag (rclpy's own handlers are not installed): the spin loop
     ends within 0.1 s, the node goes through ``shutdown`` (inference thread joined, model
     released) while the context is still valid, and the exit code is 0; a params-file
-    value outside its declared range exits 2 (:func:`unimrseg_ros.run.run_node`, shared
-    with the fault injector). The executor is single-threaded: inference has its own
+    value outside its declared range exits 2 (:func:`unimrseg_ros.run.run_lifecycle_node`,
+    shared with the fault injector). The executor is single-threaded: inference has its own
     thread (see the module docstring).
     """
 
-    def autostart(node: SegmentationNode) -> None:
-        if node.get_parameter("autostart").value and not node.start():
-            node.get_logger().error(f"autostart failed; the node stays {node.state_label}")
-
-    def shut_down(node: SegmentationNode) -> None:
-        if node.state_label in ("unconfigured", "inactive", "active"):
-            node.trigger_shutdown()
-        node.release()  # whatever the state (e.g. finalized after an error)
-
-    return run_node(
-        SegmentationNode,
-        name=topics.NODE_NAME,
-        args=args,
-        bad_parameter=(ParameterException,),
-        started=autostart,
-        stopping=shut_down,
-    )
+    return run_lifecycle_node(SegmentationNode, name=topics.NODE_NAME, args=args)
 
 
 if __name__ == "__main__":
