@@ -28,7 +28,7 @@ PACKAGES: Final = ("unimrseg_core", "unimrseg_ros")
 
 LAYERS: Final[tuple[frozenset[str], ...]] = (
     # facts and helpers: none imports anything of the project
-    frozenset({"unimrseg_core", "modalities", "cli_types", "cli_plugins", "fingerprint", "trust"}),
+    frozenset({"unimrseg_core", "modalities", "cli_types", "cli_plugins", "fingerprint", "trust", "lazy"}),
     # each stands on the facts alone: none of them imports another of this row
     frozenset({"data", "model", "health", "sync", "faults", "topics", "image_msg"}),
     # what the model is for: deploying it, training it (neither knows the other)

@@ -45,8 +45,9 @@ command-line parsers, which read ``data.conditions`` and ``data.splits``, stay f
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from unimrseg_core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from unimrseg_core.data.conditions import CONDITIONS, ConditionProbabilities
@@ -63,13 +64,4 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

@@ -17,8 +17,9 @@ Modules, in data-flow order:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from unimrseg_core.lazy import lazy_exports
 from unimrseg_core.model.config import ModelConfig
 
 if TYPE_CHECKING:
@@ -27,10 +28,5 @@ if TYPE_CHECKING:
 __all__ = ["ModelConfig", "UniMRSegNet"]
 
 
-def __getattr__(name: str) -> Any:
-    """``UniMRSegNet`` is imported on first use: reading a config (CLI parsers) needs no torch."""
-    if name == "UniMRSegNet":
-        from unimrseg_core.model.network import UniMRSegNet
-
-        return UniMRSegNet
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``UniMRSegNet`` is imported on first use: reading a config (CLI parsers) needs no torch
+__getattr__, __dir__ = lazy_exports(__name__, {"UniMRSegNet": "network"}, globals(), __all__)
