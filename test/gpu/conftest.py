@@ -11,6 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from unimrseg_core.data.generator import SceneGenerator
+from unimrseg_core.data.sample import Sample
+from unimrseg_core.data.splits import TEST_SEED
+from unimrseg_core.modalities import COMBINATIONS, Combination
+
+HELD_OUT = 21  # 3 scenes per combination
+
 
 @pytest.fixture(scope="session")
 def engine_cache(tmp_path_factory) -> Path:
@@ -21,3 +28,10 @@ def engine_cache(tmp_path_factory) -> Path:
         else tmp_path_factory.mktemp("cache")
     )
     return root / "engines"
+
+
+@pytest.fixture(scope="session")
+def held_out_scenes() -> list[tuple[Sample, Combination]]:
+    """Held-out 240x320 scenes, each with the combination it is seen in (cycling all 7)."""
+    gen = SceneGenerator((240, 320), TEST_SEED)
+    return [(gen.sample(i), COMBINATIONS[i % len(COMBINATIONS)]) for i in range(HELD_OUT)]

@@ -11,10 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from unimrseg_core.data.generator import SceneGenerator
-from unimrseg_core.data.splits import TEST_SEED
 from unimrseg_core.eval.metrics import SegmentationMeter
-from unimrseg_core.modalities import COMBINATIONS
 from unimrseg_core.model.checkpoint import SHIPPED
 from unimrseg_core.runtime.backends import TorchBackend
 from unimrseg_core.runtime.segmenter import Segmenter
@@ -23,20 +20,15 @@ pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine"),
 ]
-SCENES = 21  # 3 per combination
 SIZES = ((240, 320), (480, 640))
 
 
 @pytest.fixture(scope="module")
-def held_out() -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
-    """Camera arrays (the modalities of one combination each) and the label, at 240x320."""
-    gen = SceneGenerator((240, 320), TEST_SEED)
-    out = []
-    for i in range(SCENES):
-        sample = gen.sample(i)
-        images = {m: getattr(sample, m) for m in COMBINATIONS[i % len(COMBINATIONS)].modalities}
-        out.append((images, sample.label))
-    return out
+def held_out(held_out_scenes) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Camera arrays of each held-out scene (the modalities of its combination) and its label."""
+    return [
+        ({m: getattr(sample, m) for m in combo.modalities}, sample.label) for sample, combo in held_out_scenes
+    ]
 
 
 def _compare(segmenter: Segmenter, reference: Segmenter, held_out) -> tuple[float, float]:

@@ -14,31 +14,25 @@ import numpy as np
 import pytest
 import torch
 
-from unimrseg_core.data.generator import SceneGenerator
-from unimrseg_core.data.splits import TEST_SEED
 from unimrseg_core.data.tensors import model_inputs
 from unimrseg_core.eval.metrics import SegmentationMeter
 from unimrseg_core.eval.protocols import drop
-from unimrseg_core.modalities import COMBINATIONS
 from unimrseg_core.model.checkpoint import SHIPPED
 from unimrseg_core.runtime.backends import TorchBackend
 
 CUDA = torch.cuda.is_available()
 TRT = importlib.util.find_spec("tensorrt") is not None
-SCENES = 24
 gpu = pytest.mark.skipif(not CUDA, reason="no CUDA GPU on this machine")
 tensorrt = pytest.mark.skipif(not (CUDA and TRT), reason="TensorRT or a CUDA GPU is missing")
 
 
 @pytest.fixture(scope="module")
-def held_out() -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
-    gen = SceneGenerator((240, 320), TEST_SEED)
-    out = []
-    for i in range(SCENES):
-        sample = gen.sample(i)
-        feeds = {k: v[None] for k, v in model_inputs(sample).items()}
-        out.append((drop(feeds, COMBINATIONS[i % len(COMBINATIONS)]), sample.label))
-    return out
+def held_out(held_out_scenes) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Model inputs of each held-out scene in its combination, and its label."""
+    return [
+        (drop({k: v[None] for k, v in model_inputs(sample).items()}, combo), sample.label)
+        for sample, combo in held_out_scenes
+    ]
 
 
 def _agreement_and_miou_drop(engine, reference, held_out) -> tuple[float, float]:
