@@ -99,7 +99,8 @@ class GraphedFunction:
                     self.fn(*static, **options)
             torch.cuda.current_stream(self.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread_local: other threads of the process (a ROS executor) may use CUDA meanwhile
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 outputs = tuple(self.fn(*static, **options))
         entry = _Graph(graph, static, outputs)
         self._graphs[key] = entry
