@@ -159,3 +159,38 @@ def test_a_late_observer_still_finds_a_silent_camera():
 def test_the_poll_period_must_be_positive():
     with pytest.raises(ValueError, match="poll_period_ns must be > 0"):
         HealthMonitor(poll_period_ns=0)
+
+
+def test_a_frame_taken_on_time_but_delivered_late_is_not_silence():
+    """Judged by its own stamp: nobody polled during the delay, and the frame that ends it was
+    taken one period after the previous one, so the camera was never silent."""
+    monitor = HealthMonitor()
+    rng = np.random.default_rng(5)
+    for i in range(8):
+        monitor.observe("thermal", frame("thermal", rng), stamp_ns=i * PERIOD_NS, receive_ns=i * PERIOD_NS)
+    late = monitor.observe(
+        "thermal", frame("thermal", rng), stamp_ns=8 * PERIOD_NS, receive_ns=11 * PERIOD_NS
+    )
+    assert late.state is OK
+    silent = monitor.observe(
+        "thermal", frame("thermal", rng), stamp_ns=15 * PERIOD_NS, receive_ns=15 * PERIOD_NS
+    )
+    assert silent.state is DEGRADED  # the stamps show 0.7 s of silence: LOST, then recovering
+    assert [t.new for t in monitor.transitions][-2:] == [LOST, DEGRADED]
+
+
+@pytest.mark.parametrize(
+    ("receive_steps", "expected_ns"),
+    [
+        ((0.2, 0.2, 2.6), PERIOD_NS),  # bunched deliveries under load: the stamps' period
+        ((2.0,), 2 * PERIOD_NS),  # a replay at half speed: the arrivals' period
+    ],
+)
+def test_the_learned_period_is_the_longer_of_the_arrivals_and_the_stamps(receive_steps, expected_ns):
+    monitor = HealthMonitor()
+    rng = np.random.default_rng(6)
+    receive_ns = 0
+    for i in range(30):
+        receive_ns += round(receive_steps[i % len(receive_steps)] * PERIOD_NS)
+        monitor.observe("rgb", frame("rgb", rng), stamp_ns=i * PERIOD_NS, receive_ns=receive_ns)
+    assert monitor.expected_period_ns("rgb") == pytest.approx(expected_ns)

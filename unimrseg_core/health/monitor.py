@@ -29,6 +29,11 @@ Rules (thresholds in :class:`HealthConfig`):
   (every gap at most one poll period) sees exactly the wall-clock silence, so a silent
   camera is LOST after ``silence_periods`` as before; after a stall it needs that much
   silence seen by a running observer, and every call counts, so nothing stays hidden.
+  A frame that arrives after such a silence is judged by its own stamp: one taken
+  within the limit after the previous frame was delivered late, not lost.
+- The learned period is the longer of the median receive interval and the median stamp
+  interval (``rate.py``): late, bunched deliveries under load shorten the first, never
+  the second.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ class _Track:
         self.bad_run = 0  # bad frames in a row
         self.good_run = 0  # good frames in a row
         self.rate = RateEstimator(window=config.rate_window, min_samples=config.min_rate_samples)
+        self.stamp_rate = RateEstimator(window=config.rate_window, min_samples=config.min_rate_samples)
         self.stream = StreamChecks(config.frozen_frames)
         self.baseline = BaselineChecks(modality, config)
         self.grade = Grade.SEVERE
@@ -117,7 +123,7 @@ class HealthMonitor:
         track = self._track(modality)
         stamp_ns, receive_ns = int(stamp_ns), int(receive_ns)
         self._advance(receive_ns)
-        self._check_silence(track, receive_ns)
+        self._check_silence(track, receive_ns, stamp_ns=stamp_ns)
         try:
             frame = check_frame(modality, image, self.config)
         except Exception as exc:  # a health check must never take the node down; tests keep this unused
@@ -129,6 +135,7 @@ class HealthMonitor:
         verdict = Verdict() if frame.reasons else track.baseline.check(frame.signals, frame.shape)
         reasons = (*stream_reasons, *frame.reasons, *verdict.reasons)
         track.rate.add(receive_ns)
+        track.stamp_rate.add(stamp_ns)
         track.messages += 1
         track.last_stamp_ns = stamp_ns
         track.last_receive_ns = receive_ns
@@ -183,9 +190,12 @@ class HealthMonitor:
         configured = self.config.period_ns(track.modality)
         if configured is not None:
             return configured, "configured"
-        learned = track.rate.period_ns
-        if learned is not None:
-            return learned, "learned"
+        # the longer of the two: late, bunched deliveries shorten the median receive interval
+        # (the stamps keep the sensor's own period), a replay slower than real time shortens
+        # the stamps' (the receive times keep the pace that messages really come at)
+        learned = [p for p in (track.rate.period_ns, track.stamp_rate.period_ns) if p is not None]
+        if learned:
+            return max(learned), "learned"
         return 1e9 / self.config.default_rate_hz, "default"
 
     def _advance(self, now_ns: int) -> None:
@@ -201,11 +211,20 @@ class HealthMonitor:
         if self._last_call_ns is None or now_ns > self._last_call_ns:
             self._last_call_ns = now_ns
 
-    def _check_silence(self, track: _Track, now_ns: int) -> None:
+    def _check_silence(self, track: _Track, now_ns: int, *, stamp_ns: int | None = None) -> None:
+        """LOST when the observer saw no message for longer than the limit; for ``observe``, only
+        if the arriving frame's own stamp shows the gap too (else it was taken on time and
+        delivered late)."""
         if track.last_receive_ns is None:
             return  # never seen: LOST with NO_MESSAGE already
         period, source = self._expected_period(track)
-        if track.silent_ns > self.config.silence_periods * period:
+        limit = self.config.silence_periods * period
+        late_not_silent = (
+            stamp_ns is not None
+            and track.last_stamp_ns is not None
+            and stamp_ns - track.last_stamp_ns <= limit
+        )
+        if track.silent_ns > limit and not late_not_silent:
             track.bad_run = track.good_run = 0
             track.grade = Grade.SEVERE
             reason = f"silent for {seconds(track.silent_ns)} (expected period {seconds(period)}, {source})"

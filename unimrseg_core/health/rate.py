@@ -1,7 +1,8 @@
-"""The expected period of a stream: configured, or learned from receive times.
+"""The expected period of a stream: configured, or learned from receive times and stamps.
 
-The learned period is the median of recent receive intervals: one long gap (a drop)
-or a burst of queued messages barely moves it, unlike a mean.
+A learned period is the median of recent intervals: one long gap (a drop) or a burst of
+queued messages barely moves it, unlike a mean. The monitor learns one from receive
+times and one from header stamps, and takes the longer (``monitor.py`` says why).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ class RateEstimator:
         self._last_ns: int | None = None
         self._median_ns: float | None = None
 
-    def add(self, receive_ns: int) -> None:
-        """Record one arrival; a receive time not after the previous one adds no interval."""
-        if self._last_ns is not None and receive_ns > self._last_ns:
-            self._intervals.append(receive_ns - self._last_ns)
+    def add(self, time_ns: int) -> None:
+        """Record one message's time; a time not after the previous one adds no interval."""
+        if self._last_ns is not None and time_ns > self._last_ns:
+            self._intervals.append(time_ns - self._last_ns)
             self._median_ns = None
-        self._last_ns = receive_ns
+        self._last_ns = time_ns
 
     @property
     def period_ns(self) -> float | None:
