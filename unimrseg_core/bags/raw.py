@@ -22,6 +22,7 @@ fails, it never hangs.
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +35,12 @@ from rosbags.rosbag2 import Reader
 from unimrseg_core.bags.read import (
     BagError,
     check_bag_path,
+    check_counts,
     explain_read_error,
     open_reader,
     ordered_messages,
+    qos_mismatches,
+    storage_connections,
 )
 
 __all__ = ["RawBag", "RawMessage", "RawTopic", "RecordedQos", "summarize_qos"]
@@ -102,6 +106,8 @@ class RawBag:
         self._reader: Reader | None = None
         self._topics: dict[str, RawTopic] = {}
         self._connections: dict[str, list[Any]] = {}  # topic -> rosbags Connections
+        self.warnings: list[str] = []
+        """What is read differently from what the bag says (QoS of metadata.yaml vs its storage)."""
 
     def __enter__(self) -> RawBag:
         self.open()
@@ -124,6 +130,11 @@ class RawBag:
         self._reader = reader
         try:
             self._index(reader)
+            self.warnings = [
+                f"topic {topic!r}: metadata.yaml's offered QoS differs from its storage file's; "
+                "replayed with metadata.yaml's, read by the storage's"
+                for topic in qos_mismatches(reader)
+            ]
         except BaseException:
             self.close()
             raise
@@ -200,12 +211,21 @@ class RawBag:
         start_ns: int | None = None,
         stop_ns: int | None = None,
     ) -> Iterator[RawMessage]:
-        """Messages of ``topics`` (recorded names; default all) in ``[start_ns, stop_ns)``, in time order."""
+        """Messages of ``topics`` (recorded names; default all) in ``[start_ns, stop_ns)``, in time order.
+
+        A whole read (no ``start_ns`` / ``stop_ns``) that gets fewer messages of a topic than
+        the bag lists ends with a BagError giving the numbers.
+        """
         reader = self._open_reader()
         names = list(self._topics) if topics is None else [self.topic(t).name for t in topics]
         connections = [c for name in names for c in self._connections[name]]
         if not connections:
             return
-        stream = reader.messages(connections=connections, start=start_ns, stop=stop_ns)
+        asked = storage_connections(reader, connections)
+        stream = reader.messages(connections=asked, start=start_ns, stop=stop_ns)
+        read: Counter[str] = Counter()
         for connection, record_ns, data in ordered_messages(self.path, stream):
+            read[connection.topic] += 1
             yield RawMessage(connection.topic, connection.msgtype, int(record_ns), bytes(data))
+        if start_ns is None and stop_ns is None:
+            check_counts(self.path, {name: self._topics[name].count for name in names}, read)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import Reader
 
 from unimrseg_core.bags import messages
 from unimrseg_core.bags.topics import (
@@ -56,6 +58,7 @@ READ_TOPICS: Final[Mapping[str, str]] = {
 FAULTS_KEY: Final = "unimrseg.faults"
 SEQUENCE_KEY: Final = "unimrseg.sequence"
 _STORAGES: Final = {"McapReader": "mcap", "Sqlite3Reader": "sqlite3"}
+ROS1_MAGIC: Final = b"#ROSBAG"
 
 
 class BagError(ValueError):
@@ -133,23 +136,92 @@ def ordered_messages(path: Path, stream: Iterator[Record]) -> Iterator[Record]:
 def check_bag_path(path: Path) -> None:
     """Refuse what no rosbags reader can open, with the reason: missing, ROS 1, unfinished.
 
+    A directory with a ``metadata.yaml`` is a rosbag2 bag whatever its name (``run_01.bag/``
+    is common); only a *file* is judged a ROS 1 bag, by its ``#ROSBAG`` header or its name.
     A path the system cannot even look at (a name too long, a folder without permission)
     is a BagError too, not the OSError of the look-up.
     """
     try:
         exists, is_dir = path.exists(), path.is_dir()
         has_metadata = is_dir and (path / "metadata.yaml").is_file()
+        ros1 = not is_dir and exists and _has_ros1_header(path)
     except OSError as exc:
         raise BagError(path, f"cannot access: {exc.strerror or exc}") from None
     if not exists:
         raise BagError(path, "no such file or directory")
-    if path.suffix == ".bag":
-        raise BagError(path, "a ROS 1 bag; convert it with `rosbags-convert` first")
+    if ros1 or (not is_dir and path.suffix == ".bag"):
+        what = "a ROS 1 bag" if ros1 else "a .bag file without the ROS 1 header (#ROSBAG); damaged?"
+        raise BagError(path, f"{what}; convert a ROS 1 bag with `rosbags-convert` first")
     if is_dir and not has_metadata:
         raise BagError(
             path,
             "no metadata.yaml: not a rosbag2 bag directory, or a recording that did not finish "
             "(`ros2 bag reindex` rebuilds it)",
+        )
+
+
+def _has_ros1_header(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(ROS1_MAGIC)) == ROS1_MAGIC
+
+
+class Rosbag2AnyReader(AnyReader):
+    """rosbags' AnyReader for one rosbag2 bag, also when its directory name ends in ``.bag``.
+
+    AnyReader picks the ROS 1 reader by the ``.bag`` suffix alone; :func:`check_bag_path` has
+    already established that ``path`` is a rosbag2 directory (it has a ``metadata.yaml``)
+    or a storage file, so the rosbag2 reader is the right one whatever the name.
+    """
+
+    def __init__(self, path: Path, *, default_typestore: Any) -> None:
+        super().__init__([path], default_typestore=default_typestore)
+        if not self.is2:
+            self.is2 = True
+            self.readers = [Reader(path)]
+
+
+def storage_connections(reader: Reader, connections: Collection[Any]) -> list[Any]:
+    """``connections`` (from ``metadata.yaml``) as the storage file records them, for ``messages()``.
+
+    rosbags' ``Reader.messages`` yields a storage connection's messages only when its
+    ``ext`` (serialization format and offered QoS profiles) equals the asked one; a bag
+    whose ``metadata.yaml`` lists other QoS than its ``.mcap`` / ``.db3`` (edited,
+    re-indexed, written by another tool) then yields nothing at all. The QoS is only a
+    record of the publishers' offer, the messages are all there: ask for each topic with
+    the storage's own ``ext`` and type hash too (one entry per distinct one).
+    """
+    asked = list(connections)
+    for conn in connections:
+        for stored in _stored_connections(reader):
+            if stored.topic != conn.topic or stored.msgtype != conn.msgtype:
+                continue
+            variant = conn._replace(ext=stored.ext, digest=stored.digest or conn.digest)
+            if variant not in asked:
+                asked.append(variant)
+    return asked
+
+
+def qos_mismatches(reader: Reader) -> list[str]:
+    """Topics whose offered QoS in ``metadata.yaml`` differs from their storage file's."""
+    stored = [(c.topic, c.ext) for c in _stored_connections(reader)]
+    return sorted({c.topic for c in reader.connections if (c.topic, c.ext) not in stored})
+
+
+def _stored_connections(reader: Reader) -> list[Any]:
+    """The connections as the storage files record them (a bag directory's, or the one file's)."""
+    inner = reader.storage
+    return [c for storage in getattr(inner, "storages", None) or [inner] for c in storage.connections]
+
+
+def check_counts(path: Path, expected: Mapping[str, int], read: Mapping[str, int]) -> None:
+    """A complete read that got fewer messages of a topic than the bag's index lists is a BagError
+    with the numbers (rosbags silently yields nothing for what it cannot match)."""
+    short = [f"{t}: {read.get(t, 0)} of {n}" for t, n in expected.items() if read.get(t, 0) < n]
+    if short:
+        raise BagError(
+            path,
+            f"short read: fewer messages than metadata.yaml lists ({'; '.join(short)}); "
+            "a damaged storage file or index (`ros2 bag reindex` rebuilds metadata.yaml)",
         )
 
 
@@ -181,6 +253,8 @@ class BagReader:
         self._reader: AnyReader | None = None
         self._connections: dict[str, Any] = {}  # project topic -> rosbags Connection
         self._custom: dict[str, str] = {}
+        self.warnings: list[str] = []
+        """What was read differently from what the bag says (QoS of metadata.yaml vs its storage)."""
 
     # ------------------------------------------------------------------ open / close
 
@@ -198,7 +272,7 @@ class BagReader:
             raise BagError(self.path, "already open")
         check_bag_path(self.path)
         try:  # AnyReader refuses a file it has no storage plugin for (a .txt) already here
-            reader = AnyReader([self.path], default_typestore=messages.typestore())
+            reader = Rosbag2AnyReader(self.path, default_typestore=messages.typestore())
         except Exception as exc:  # rosbags raises many types for a broken file; all mean "cannot read"
             raise BagError(self.path, f"cannot open: {explain_read_error(exc)}") from exc
         open_reader(self.path, reader)
@@ -208,6 +282,11 @@ class BagReader:
             metadata = getattr(reader.readers[0].storage, "metadata", None)
             custom = getattr(metadata, "custom", None)
             self._custom = {str(k): str(v) for k, v in (custom or {}).items()}
+            self.warnings = [
+                f"topic {topic!r}: metadata.yaml's offered QoS differs from its storage file's; "
+                "read by the storage's"
+                for topic in qos_mismatches(reader.readers[0])
+            ]
         except BaseException:
             self.close()
             raise
@@ -338,7 +417,8 @@ class BagReader:
         if not wanted:
             return
         by_topic = {c.topic: t for t, c in wanted.items()}
-        stream = reader.messages(connections=list(wanted.values()))
+        stream = reader.messages(connections=storage_connections(reader.readers[0], wanted.values()))
+        read: Counter[str] = Counter()
         for count, (connection, record_ns, raw) in enumerate(ordered_messages(self.path, stream)):
             try:
                 msg = reader.deserialize(raw, connection.msgtype)
@@ -348,9 +428,11 @@ class BagReader:
                     f"message {count} ({connection.topic!r} at {record_ns} ns) cannot be deserialized as "
                     f"{connection.msgtype}: {explain_read_error(exc)}",
                 ) from exc
+            read[connection.topic] += 1
             yield BagMessage(
                 by_topic[connection.topic], connection.topic, connection.msgtype, int(record_ns), msg
             )
+        check_counts(self.path, {c.topic: int(c.msgcount) for c in wanted.values()}, read)
 
     # ------------------------------------------------------------------ faults
 
