@@ -9,6 +9,7 @@ import tracemalloc
 from types import SimpleNamespace
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -29,7 +30,9 @@ from unimrseg_core.image_msg import (
 from unimrseg_core.modalities import MODALITIES, NORMALIZATION, SENSOR_FORMATS
 
 H, W = 5, 7
-PAIRS = [(m, e) for m in MODALITIES for e in MODALITY_ENCODINGS[m]]
+PAIRS = [(m, e) for m in MODALITIES for e in MODALITY_ENCODINGS[m] if ENCODINGS[e].writable]
+"""The pairs ``encode`` writes; the lossy driver layouts (Bayer, YUV) are decode-only."""
+COMPRESSED_REASONS = {"unknown_format", "bad_compressed"}  # test/core/test_compressed_msg.py reaches them
 
 
 def msg(**fields: Any) -> SimpleNamespace:
@@ -41,7 +44,7 @@ def msg(**fields: Any) -> SimpleNamespace:
 def sample(modality: str, encoding: str, rng: np.random.Generator) -> np.ndarray:
     """An array in sensor units that ``encoding`` represents exactly (so round trips compare equal)."""
     if modality == "rgb":
-        if encoding in ("mono8", "mono16"):
+        if ENCODINGS[encoding].channels == 1:
             return np.repeat(rng.integers(0, 256, (H, W, 1), dtype=np.uint8), 3, axis=2)
         return rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     if modality == "depth":
@@ -90,6 +93,17 @@ def test_encoding_table_covers_every_modality_encoding() -> None:
         "mono16": 2,
         "16UC1": 2,
         "32FC1": 4,
+        "rgb16": 6,
+        "bgr16": 6,
+        "8UC1": 1,
+        "8UC3": 3,
+        "16UC3": 6,
+        "yuv422": 2,
+        "yuv422_yuy2": 2,
+        "bayer_rggb8": 1,
+        "bayer_bggr8": 1,
+        "bayer_gbrg8": 1,
+        "bayer_grbg8": 1,
     }
 
 
@@ -226,13 +240,94 @@ def test_rgb_channel_orders_alpha_and_mono() -> None:
         np.testing.assert_array_equal(decode(m, "rgb"), expected)
 
 
-def test_rgb_mono16_keeps_the_high_byte() -> None:
-    values = np.array([[0x12AB, 0xFF00, 0x00FF]], dtype="<u2")
+def test_rgb_mono16_rounds_like_cv_bridge() -> None:
+    values = np.array([[0x12AB, 0xFF00, 0x00FF, 128, 129, 65535]], dtype="<u2")
+    expected = np.rint(values.astype(np.float64) * 255 / 65535)  # cv_bridge: convertTo(CV_8U, 255 / 65535)
+    np.testing.assert_array_equal(expected, [[19, 254, 1, 0, 1, 255]])
     for order, big in (("<u2", 0), (">u2", 1)):
         data = values.astype(order).tobytes()
-        out = decode(msg(encoding="mono16", height=1, width=3, step=6, is_bigendian=big, data=data), "rgb")
-        np.testing.assert_array_equal(out[0, :, 0], [0x12, 0xFF, 0x00])
+        out = decode(msg(encoding="mono16", height=1, width=6, step=12, is_bigendian=big, data=data), "rgb")
+        np.testing.assert_array_equal(out[0, :, 0], expected[0])
         np.testing.assert_array_equal(out[..., 0], out[..., 2])
+
+
+@pytest.mark.parametrize(("encoding", "bgr"), [("rgb16", False), ("bgr16", True), ("16UC3", True)])
+@pytest.mark.parametrize("big", [False, True])
+def test_rgb_16_bit_colour_rounds_to_8_bits(
+    encoding: str, bgr: bool, big: bool, rng: np.random.Generator
+) -> None:
+    values = rng.integers(0, 65536, (H, W, 3)).astype(">u2" if big else "<u2")
+    padded = pad_rows({"height": H, "step": W * 6, "data": values.tobytes()}, 3)
+    m = msg(encoding=encoding, is_bigendian=int(big), step=padded["step"], data=padded["data"])
+    expected = np.rint(values.astype(np.float64) * 255 / 65535).astype(np.uint8)
+    np.testing.assert_array_equal(decode(m, "rgb"), expected[..., ::-1] if bgr else expected)
+
+
+def test_opencv_type_names_read_as_cv_bridge_reads_them(rng: np.random.Generator) -> None:
+    bgr = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    gray = bgr[..., 0].copy()
+    np.testing.assert_array_equal(
+        decode(msg(encoding="8UC3", step=W * 3, data=bgr.tobytes()), "rgb"), bgr[..., ::-1]
+    )
+    np.testing.assert_array_equal(
+        decode(msg(encoding="8UC1", data=gray.tobytes()), "rgb"), np.repeat(gray[..., None], 3, axis=2)
+    )
+
+
+def _bt601(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Video-range BT.601 YUV -> RGB, written out (the conversion cv_bridge asks OpenCV for)."""
+    c, d, e = 1.164 * (y - 16.0), u - 128.0, v - 128.0
+    rgb = np.stack([c + 1.596 * e, c - 0.391 * d - 0.813 * e, c + 2.018 * d], axis=-1)
+    return np.clip(np.rint(rgb), 0, 255)
+
+
+@pytest.mark.parametrize(("encoding", "order"), [("yuv422", "UYVY"), ("yuv422_yuy2", "YUYV")])
+def test_yuv422_matches_bt601(encoding: str, order: str, rng: np.random.Generator) -> None:
+    width = 8
+    y = rng.integers(16, 236, (H, width)).astype(np.uint8)
+    u = rng.integers(16, 241, (H, width // 2)).astype(np.uint8)
+    v = rng.integers(16, 241, (H, width // 2)).astype(np.uint8)
+    packed = np.zeros((H, width // 2, 4), np.uint8)
+    for i, name in enumerate(order):  # UYVY: U0 Y0 V0 Y1 per pixel pair
+        first_y = order.index("Y")
+        packed[..., i] = {"U": u, "V": v}[name] if name != "Y" else y[:, (i != first_y) :: 2]
+    padded = pad_rows({"height": H, "step": width * 2, "data": packed.tobytes()}, 5)
+    out = decode(msg(encoding=encoding, width=width, step=padded["step"], data=padded["data"]), "rgb")
+    full_u, full_v = np.repeat(u, 2, axis=1), np.repeat(v, 2, axis=1)
+    np.testing.assert_allclose(out, _bt601(y.astype(float), full_u, full_v), atol=2)
+    code = cv2.COLOR_YUV2RGB_UYVY if order == "UYVY" else cv2.COLOR_YUV2RGB_YUYV
+    np.testing.assert_array_equal(out, cv2.cvtColor(packed.reshape(H, width, 2), code))
+
+
+def test_yuv422_odd_width_is_refused() -> None:
+    with pytest.raises(ImageMsgError) as info:
+        decode(msg(encoding="yuv422", step=W * 2, data=bytes(H * W * 2)), "rgb")
+    assert info.value.reason == "odd_width"
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_bayer_demosaics_a_flat_colour_back(pattern: str) -> None:
+    colour = {"r": 200, "g": 100, "b": 30}
+    height, width = 8, 10
+    mosaic = np.zeros((height, width), np.uint8)
+    for i, channel in enumerate(pattern):  # the 2x2 tile, row by row
+        mosaic[i // 2 :: 2, i % 2 :: 2] = colour[channel]
+    padded = pad_rows({"height": height, "step": width, "data": mosaic.tobytes()}, 3)
+    m = msg(
+        encoding=f"bayer_{pattern}8", height=height, width=width, step=padded["step"], data=padded["data"]
+    )
+    out = decode(m, "rgb")
+    assert out.shape == (height, width, 3)
+    np.testing.assert_array_equal(
+        out[2:-2, 2:-2], np.broadcast_to([200, 100, 30], (height - 4, width - 4, 3))
+    )
+
+
+def test_read_only_encodings_cannot_be_written() -> None:
+    for encoding, spec in ENCODINGS.items():
+        if not spec.writable:
+            with pytest.raises(ValueError, match="cannot be written as"):
+                encode(np.zeros((H, W, 3), np.uint8), encoding, modality="rgb")
 
 
 def test_rgb_to_mono_encodes_luma() -> None:
@@ -325,7 +420,7 @@ def test_thermal_mapping_rejects_nonsense(kwargs: dict[str, float]) -> None:
 
 MALFORMED: list[tuple[str, str, dict[str, Any], str]] = [
     # (reason, modality, fields, text the message must contain)
-    ("unknown_encoding", "rgb", {"encoding": "yuv422"}, "encoding='yuv422'"),
+    ("unknown_encoding", "rgb", {"encoding": "yuv420"}, "encoding='yuv420'"),
     ("unknown_encoding", "rgb", {"encoding": ""}, "encoding=''"),
     ("unknown_encoding", "depth", {"encoding": "16uc1"}, "encoding='16uc1'"),
     ("wrong_encoding_for_modality", "depth", {"encoding": "rgb8", "step": W * 3}, "depth accepts"),
@@ -352,6 +447,7 @@ MALFORMED: list[tuple[str, str, dict[str, Any], str]] = [
     ("bad_data", "rgb", {"data": "x" * (H * W)}, "str"),
     ("bad_data", "rgb", {"data": list(range(H * W))}, "list"),
     ("bad_data", "rgb", {"data": np.zeros(H * W, dtype=object)}, "object"),
+    ("odd_width", "rgb", {"encoding": "yuv422_yuy2", "step": 2 * W, "data": bytes(2 * H * W)}, "width=7"),
 ]
 
 
@@ -376,7 +472,7 @@ def test_missing_field_is_bad_field() -> None:
 
 
 def test_every_reason_is_reachable() -> None:
-    assert {case[0] for case in MALFORMED} == set(REASONS)
+    assert {case[0] for case in MALFORMED} == set(REASONS) - COMPRESSED_REASONS
 
 
 def test_max_pixels_is_configurable() -> None:
@@ -442,7 +538,8 @@ def test_encode_writes_raw_uint16_unchanged() -> None:
 @pytest.mark.parametrize(
     ("array_", "encoding", "modality", "match"),
     [
-        (np.zeros((H, W), np.uint8), "yuv422", None, "unknown encoding"),
+        (np.zeros((H, W), np.uint8), "yuv420", None, "unknown encoding"),
+        (np.zeros((H, W, 3), np.uint8), "bayer_rggb8", "rgb", "cannot be written as"),
         (np.zeros((H, W), np.uint8), "rgb8", None, r"HxWx3 uint8"),
         (np.zeros((H, W, 3), np.float32), "rgb8", None, "uint8"),
         (np.zeros((H, W, 3), np.uint8), "mono8", None, "HxW uint8"),
