@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import array
 import operator
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -40,7 +41,9 @@ __all__ = [
     "EncodingSpec",
     "ImageMsgError",
     "ThermalMapping",
+    "data_bytes",
     "decode",
+    "decode_pixels",
     "encode",
     "fill_msg",
 ]
@@ -206,8 +209,8 @@ def _field_uint(msg: object, name: str, limit: int = 1 << 32) -> int:
     return value
 
 
-def _data_bytes(data: object) -> np.ndarray:
-    """The message's ``data`` as a flat uint8 view (no copy where the buffer allows it)."""
+def data_bytes(data: object) -> np.ndarray:
+    """A message's ``data`` as a flat uint8 view (no copy where the buffer allows it); any container."""
     kind = type(data).__name__
     if isinstance(data, np.ndarray):
         if data.dtype.hasobject:
@@ -224,15 +227,8 @@ def _data_bytes(data: object) -> np.ndarray:
         raise ImageMsgError("bad_data", f"data must be a bytes-like buffer, got {kind} ({exc})") from None
 
 
-def _pixels(msg: object, modality: str, max_pixels: int) -> tuple[str, np.ndarray, bool]:
-    """Validate the header fields against ``data`` and return ``(encoding, rows, big_endian)``.
-
-    ``rows`` is an ``H x W*bytes_per_pixel`` uint8 view of the buffer with stride
-    ``step``: padding is skipped without copying, nothing is allocated yet.
-    """
-    encoding = getattr(msg, "encoding", None)
-    if not isinstance(encoding, str):
-        raise ImageMsgError("bad_field", f"encoding must be a str, got {type(encoding).__name__}")
+def _accepted(encoding: str, modality: str) -> EncodingSpec:
+    """The spec of ``encoding`` if ``modality`` accepts it, else the reason why not."""
     spec = ENCODINGS.get(encoding)
     if spec is None:
         raise ImageMsgError(
@@ -244,6 +240,19 @@ def _pixels(msg: object, modality: str, max_pixels: int) -> tuple[str, np.ndarra
             f"encoding={encoding!r} is not a {modality} encoding; "
             f"{modality} accepts: {', '.join(MODALITY_ENCODINGS[modality])}",
         )
+    return spec
+
+
+def _pixels(msg: object, modality: str, max_pixels: int) -> tuple[str, np.ndarray, bool]:
+    """Validate the header fields against ``data`` and return ``(encoding, rows, big_endian)``.
+
+    ``rows`` is an ``H x W*bytes_per_pixel`` uint8 view of the buffer with stride
+    ``step``: padding is skipped without copying, nothing is allocated yet.
+    """
+    encoding = getattr(msg, "encoding", None)
+    if not isinstance(encoding, str):
+        raise ImageMsgError("bad_field", f"encoding must be a str, got {type(encoding).__name__}")
+    spec = _accepted(encoding, modality)
     height = _field_uint(msg, "height")
     width = _field_uint(msg, "width")
     step = _field_uint(msg, "step")
@@ -261,7 +270,7 @@ def _pixels(msg: object, modality: str, max_pixels: int) -> tuple[str, np.ndarra
         raise ImageMsgError(
             "bad_step", f"step={step} < width={width} x {spec.bytes_per_pixel} bytes/pixel ({encoding})"
         )
-    buf = _data_bytes(getattr(msg, "data", None))
+    buf = data_bytes(getattr(msg, "data", None))
     # The last row needs no padding after it; more than height * step bytes is a header/data mismatch.
     needed = step * (height - 1) + row_bytes
     if buf.size < needed:
@@ -333,9 +342,39 @@ def decode(
     encodings. The result never aliases the message buffer. Raises :class:`ImageMsgError`
     for any malformed message, ValueError for an unknown ``modality`` (a caller bug).
     """
+    _check_modality(modality)
+    encoding, rows, big_endian = _pixels(msg, modality, max_pixels)
+    return _convert(rows, encoding, big_endian, modality, thermal)
+
+
+def decode_pixels(
+    pixels: np.ndarray, encoding: str, modality: str, *, thermal: ThermalMapping = DEFAULT_THERMAL
+) -> np.ndarray:
+    """Pixels already laid out as ``encoding`` (``HxW`` or ``HxWxC``, native byte order) -> sensor units.
+
+    For codecs that decompress to pixels (``compressed_msg``): the same conversions and
+    the same refusals as :func:`decode`, without a message around them.
+    """
+    _check_modality(modality)
+    spec = _accepted(encoding, modality)
+    if pixels.dtype != spec.dtype or pixels.shape[2:] != (() if spec.channels == 1 else (spec.channels,)):
+        raise ValueError(
+            f"{encoding} needs {spec.dtype} x {spec.channels} channel(s), got {pixels.dtype} {pixels.shape}"
+        )
+    if spec.even_width and pixels.shape[1] % 2:
+        raise ImageMsgError("odd_width", f"width={pixels.shape[1]} is odd; {encoding} packs pixels in pairs")
+    rows = np.ascontiguousarray(pixels).view(np.uint8).reshape(pixels.shape[0], -1)
+    return _convert(rows, encoding, sys.byteorder == "big", modality, thermal)
+
+
+def _check_modality(modality: str) -> None:
     if modality not in MODALITY_ENCODINGS:
         raise ValueError(f"unknown modality {modality!r}; valid: {', '.join(MODALITIES)}")
-    encoding, rows, big_endian = _pixels(msg, modality, max_pixels)
+
+
+def _convert(
+    rows: np.ndarray, encoding: str, big_endian: bool, modality: str, thermal: ThermalMapping
+) -> np.ndarray:
     if modality == "rgb":
         return _decode_rgb(rows, encoding, big_endian)
     if modality == "depth":
