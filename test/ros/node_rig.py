@@ -16,10 +16,12 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from waits import wait_for
 
 from unimrseg_core.modalities import MODALITIES
 
@@ -42,18 +44,6 @@ SIZE = (240, 320)
 
 def stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` s pass (None)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
 
 
 class Process:
@@ -295,3 +285,21 @@ class Listener:
 
     def recent_statuses(self, n: int) -> list[Status]:
         return self.status_list()[-n:]
+
+    def healthy(self, n: int = 5) -> bool:
+        """Every camera OK on the latest /diagnostics, and the latest ``n`` frames used all three."""
+        diags = [self.diag(m) for m in MODALITIES]
+        recent = self.recent_statuses(n)
+        return (
+            all(d is not None and d.values["state"] == "OK" for d in diags)
+            and len(recent) == n
+            and all(s.used == "+".join(MODALITIES) for s in recent)
+        )
+
+    def dropped(self, start_ns: int, end_ns: int) -> int:
+        """Frames the node shed (``dropped_frames``, replaced before inference) between the last
+        output stamped before ``start_ns`` and the last one stamped up to ``end_ns``."""
+        counts = [(s.stamp_ns, int(s.values.get("dropped_frames", 0))) for s in self.status_list()]
+        before = [n for stamp, n in counts if stamp < start_ns]
+        upto = [n for stamp, n in counts if stamp <= end_ns]
+        return (max(upto) if upto else 0) - (max(before) if before else 0)

@@ -29,11 +29,11 @@ from node_rig import (  # test/ros is on sys.path (pytest's rootdir-relative imp
     Process,
     Sim,
     start_node,
-    wait_for,
 )
+from waits import wait_for, wait_until
 
 from unimrseg_core import topics
-from unimrseg_core.modalities import CLASSES
+from unimrseg_core.modalities import CLASSES, MODALITIES
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -42,6 +42,9 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed")
 ALL = "rgb+depth+thermal"
 PERIOD_NS = 100_000_000  # the simulator's 10 Hz
 FRAME_IDS = {m: f"sim_{m}_optical_frame" for m in ("rgb", "depth", "thermal")}
+WINDOW_TICKS = 30
+"""Camera ticks in a window of outputs (3 s at 10 Hz)."""
+OUTPUTS = (topics.CLASS_MASK, topics.COLORED_MASK, topics.SALIENCY_MASK, topics.SALIENCY_PROBABILITY)
 
 
 @dataclass
@@ -58,6 +61,30 @@ class Rig:
 
     def statuses(self, start_ns: int, end_ns: int) -> list:
         return [s for s in self.listener.status_list() if start_ns <= s.stamp_ns <= end_ns]
+
+    def handled(self, stamp_ns: int) -> bool:
+        """The node is past ``stamp_ns``: a status and every image output stamped after it arrived."""
+        after = [s for s in self.listener.status_list() if s.stamp_ns > stamp_ns]
+        return bool(after) and all(
+            any(r.stamp_ns > stamp_ns for r in self.listener.image_list(t)) for t in OUTPUTS
+        )
+
+    def wait_handled(self, stamp_ns: int) -> None:
+        wait_until(lambda: self.handled(stamp_ns), 20, "outputs past the window", context=self.logs)
+
+    def window(self, ticks: int = WINDOW_TICKS, modality: str = "rgb") -> tuple[int, int]:
+        """Every camera healthy, then the next ``ticks`` ticks of ``modality``: the window from now to
+        the last of them, returned once the node handled it (load may shed frames: counted as dropped)."""
+        wait_until(self.listener.healthy, 20, "every camera OK before the window", context=self.logs)
+        start = time.time_ns()
+
+        def stamps() -> list[int] | None:
+            found = self.tick_stamps(start, 2**63, modality)
+            return found if len(found) >= ticks else None
+
+        end = wait_until(stamps, ticks * PERIOD_NS / 1e9 + 20, f"{ticks} camera ticks")[ticks - 1]
+        self.wait_handled(end)
+        return start, end
 
     def wait_used(self, used: str, timeout: float = 5.0, n: int = 5) -> bool:
         """True once the last ``n`` output frames all used ``used``."""
@@ -103,13 +130,12 @@ def rig(module_ros_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 
 
 def test_masks_arrive_at_the_anchor_rate_with_the_anchor_header(rig: Rig) -> None:
-    start = time.time_ns()
-    time.sleep(3.0)
-    end = time.time_ns() - 300_000_000  # frames still in flight are not counted
+    start, end = rig.window()
     ticks = rig.tick_stamps(start, end)
     statuses = rig.statuses(start, end)
-    assert len(ticks) >= 25, rig.logs()
-    assert len(statuses) >= 0.95 * len(ticks), (len(statuses), len(ticks), rig.logs())
+    dropped = rig.listener.dropped(start, end)  # shed on a loaded machine, and counted
+    assert len(ticks) == WINDOW_TICKS, rig.logs()
+    assert len(statuses) + dropped >= 0.95 * len(ticks), (len(statuses), dropped, len(ticks), rig.logs())
     assert all(s.used == ALL and s.anchor == "rgb" and s.level == 0 for s in statuses)
     assert {s.stamp_ns for s in statuses} <= set(ticks)  # the anchor's stamp, never a new one
     assert {s.frame_id for s in statuses} == {FRAME_IDS["rgb"]}
@@ -123,7 +149,7 @@ def test_masks_arrive_at_the_anchor_rate_with_the_anchor_header(rig: Rig) -> Non
     status_stamps = {s.stamp_ns for s in statuses}
     for topic, (encoding, step) in expected.items():
         images = [r for r in rig.listener.image_list(topic) if start <= r.stamp_ns <= end]
-        assert len(images) >= 0.95 * len(ticks), (topic, len(images), len(ticks))
+        assert len(images) + dropped >= 0.95 * len(ticks), (topic, len(images), dropped, len(ticks))
         assert {(r.height, r.width, r.encoding, r.step, r.frame_id) for r in images} == {
             (*SIZE, encoding, step, FRAME_IDS["rgb"])
         }, topic
@@ -201,11 +227,12 @@ def test_thermal_drop_is_lost_within_three_periods_and_output_continues(rig: Rig
     assert lost.level == 2  # ERROR
     assert "silent" in lost.message
 
-    time.sleep(max(0.0, (last_ns + 3_300_000_000 - time.time_ns()) / 1e9))
     window = (last_ns + 50_000_000, last_ns + 3_000_000_000)
+    rig.wait_handled(window[1])
     ticks = rig.tick_stamps(*window)
     statuses = rig.statuses(*window)
-    assert len(statuses) >= 0.95 * len(ticks), (len(statuses), len(ticks), rig.logs())
+    dropped = rig.listener.dropped(*window)
+    assert len(statuses) + dropped >= 0.95 * len(ticks), (len(statuses), dropped, len(ticks), rig.logs())
     assert {s.used for s in statuses} == {"rgb+depth"}
     assert all("skipped.thermal" in s.values and s.level == 1 for s in statuses)
 
@@ -213,16 +240,18 @@ def test_thermal_drop_is_lost_within_three_periods_and_output_continues(rig: Rig
     rig.sim.send("start thermal")
     assert rig.wait_used(ALL, timeout=5), rig.logs()
     assert rig.wait_state("thermal", "OK", timeout=5, after=restarted), rig.logs()
+    assert wait_for(lambda: "thermal: DEGRADED -> OK (recovered" in rig.node.text(), 5), rig.logs()
 
 
 def test_anchor_drop_hands_over_to_the_next_modality_and_back(rig: Rig) -> None:
     stopped = rig.sim.send("stop rgb")
     last_ns = stopped["last_publish_ns"]
-    time.sleep(max(0.0, (last_ns + 3_800_000_000 - time.time_ns()) / 1e9))
     window = (last_ns + 500_000_000, last_ns + 3_500_000_000)
+    rig.wait_handled(window[1])
     ticks = rig.tick_stamps(*window, modality="depth")
     statuses = rig.statuses(*window)
-    assert len(statuses) >= 0.95 * len(ticks), (len(statuses), len(ticks), rig.logs())
+    dropped = rig.listener.dropped(*window)
+    assert len(statuses) + dropped >= 0.95 * len(ticks), (len(statuses), dropped, len(ticks), rig.logs())
     expected = ("depth", "depth+thermal", FRAME_IDS["depth"])
     assert {(s.anchor, s.used, s.frame_id) for s in statuses} == {expected}
     masks = [r for r in rig.listener.image_list(topics.CLASS_MASK) if window[0] <= r.stamp_ns <= window[1]]
@@ -274,7 +303,8 @@ def test_with_every_camera_silent_nothing_is_published_and_diagnostics_say_why(r
     )
     assert idle, rig.logs()
     assert idle.message.startswith("no output: no usable anchor"), idle
-    time.sleep(0.5)
+    # the node's next report: it ran on, and still published nothing
+    assert wait_for(lambda: rig.listener.diag_after("inference", idle.time), 5), rig.logs()
     assert not rig.statuses(last_ns + 1, time.time_ns()), "a frame was published with no camera"
     assert "no output: no usable anchor" in rig.node.text()
 
@@ -284,11 +314,21 @@ def test_with_every_camera_silent_nothing_is_published_and_diagnostics_say_why(r
 
 
 def test_malformed_messages_are_counted_and_do_no_harm(rig: Rig) -> None:
+    wait_until(rig.listener.healthy, 20, "every camera OK before the window", context=rig.logs)
     start_ns = time.time_ns()
     rig.sim.send("malformed rgb")
-    time.sleep(3.0)
+
+    def malformed_ticks() -> list[int] | None:
+        found = [
+            t["stamp_ns"]
+            for t in rig.sim.ticks("rgb")
+            if t["stamp_ns"] >= start_ns and t["mode"] == "malformed"
+        ]
+        return found if len(found) >= WINDOW_TICKS else None
+
+    end_ns = wait_until(malformed_ticks, 30, f"{WINDOW_TICKS} ticks with a malformed message")[-1]
     sent = rig.sim.send("normal rgb")["malformed_sent"]
-    end_ns = time.time_ns() - 300_000_000
+    rig.wait_handled(end_ns)
     reasons = {  # simulator kind -> ImageMsgError reason
         "short_data": "short_data",
         "bad_step": "bad_step",
@@ -313,8 +353,15 @@ def test_malformed_messages_are_counted_and_do_no_harm(rig: Rig) -> None:
     assert rig.node.proc.poll() is None, rig.logs()
     ticks = rig.tick_stamps(start_ns, end_ns)
     statuses = rig.statuses(start_ns, end_ns)
-    assert len(statuses) >= 0.95 * len(ticks), (len(statuses), len(ticks))
-    assert {s.used for s in statuses} == {ALL}  # rejected messages never reach the health monitor
+    dropped = rig.listener.dropped(start_ns, end_ns)
+    assert len(statuses) + dropped >= 0.95 * len(ticks), (len(statuses), dropped, len(ticks))
+    # rejected messages never reach the health monitor: rgb stays in every frame; a frame without
+    # another camera is a load effect only if that camera fell silent (its note says so)
+    assert all("rgb" in s.used.split("+") for s in statuses), [s.values for s in statuses]
+    left_out = {
+        (m, s.values[f"skipped.{m}"]) for s in statuses for m in MODALITIES if m not in s.used.split("+")
+    }
+    assert all("silent" in note for _, note in left_out), left_out
     assert "rejected rgb message" in rig.node.text()
     warnings = rig.node.text().count("rejected rgb message")
     assert warnings <= len(reasons) * 2, "warnings are not rate-limited"
