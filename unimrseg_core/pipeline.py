@@ -2,8 +2,9 @@
 
 ``unimrseg_node`` and ``unimrseg bag eval`` must turn the same messages into the same
 frames, or offline numbers would say nothing about the robot. :class:`FramePipeline`
-holds that logic once. :meth:`FramePipeline.receive` takes one Image message (rclpy's
-or rosbags', read by ``image_msg.decode``) with its receive time and returns a
+holds that logic once. :meth:`FramePipeline.receive` takes one Image or CompressedImage
+message (rclpy's or rosbags', read by ``image_msg.decode`` or
+``compressed_msg.decode_compressed``) with its receive time and returns a
 :class:`Step`: what happened because of it. The decoded image went through the
 :class:`~unimrseg_core.health.HealthMonitor` (header stamp and receive time); the
 modalities usable right after it decide the anchor; the
@@ -30,6 +31,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import numpy as np
 
+from unimrseg_core.compressed_msg import decode_compressed, is_compressed
 from unimrseg_core.health import HealthConfig, HealthMonitor
 from unimrseg_core.health.state import ModalityHealth, Transition
 from unimrseg_core.image_msg import DEFAULT_THERMAL, MAX_PIXELS, ImageMsgError, ThermalMapping, decode
@@ -115,7 +117,7 @@ class FramePipeline(Generic[T]):
         return tuple(m for m in self.monitor.usable(now_ns) if m in self.enabled)
 
     def receive(self, modality: str, msg: Any, *, receive_ns: int, payload: T) -> Step[T]:
-        """One Image message of ``modality`` arrived at ``receive_ns``: decode it and take it in.
+        """One Image or CompressedImage of ``modality`` arrived at ``receive_ns``: decode it and take it in.
 
         A malformed message is a step with ``rejected`` set (it never reaches the monitor). A
         disabled modality is ignored (the node does not even subscribe to it).
@@ -123,14 +125,15 @@ class FramePipeline(Generic[T]):
         if modality not in self.enabled:
             return self._step((), now_ns=receive_ns)
         try:
-            image = decode(msg, modality, thermal=self.thermal, max_pixels=self.max_pixels)
+            decoder = decode_compressed if is_compressed(msg) else decode
+            image = decoder(msg, modality, thermal=self.thermal, max_pixels=self.max_pixels)
             stamp = stamp_ns(msg.header)
         except ImageMsgError as exc:
             return self._step((), now_ns=receive_ns, rejected=Rejection(modality, exc.reason, str(exc)))
         except Exception as exc:  # not an Image at all (no header, a stamp that is no number)
             text = f"{type(exc).__name__}: {exc}"
             return self._step((), now_ns=receive_ns, rejected=Rejection(modality, "decode_error", text))
-        encoding = getattr(msg, "encoding", None)
+        encoding = getattr(msg, "encoding", None) or getattr(msg, "format", None)  # a change is a fault
         return self.receive_image(
             modality, image, payload, stamp_ns=stamp, receive_ns=receive_ns, encoding=encoding
         )

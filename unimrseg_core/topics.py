@@ -30,6 +30,8 @@ __all__ = [
     "SALIENCY_MASK",
     "SALIENCY_PROBABILITY",
     "STATUS",
+    "TRANSPORTS",
+    "input_topic",
 ]
 
 # ---------------------------------------------------------------------------- the segmentation node
@@ -40,6 +42,28 @@ NODE_NAME: Final = "unimrseg_node"
 INPUTS: Final[Mapping[str, str]] = {m: f"{m}/image" for m in MODALITIES}
 """sensor_msgs/Image input per modality: ``rgb/image``, ``depth/image``, ``thermal/image``; the
 cameras of a bag are recorded under the same names."""
+
+TRANSPORTS: Final[Mapping[str, tuple[str, ...]]] = {
+    "rgb": ("raw", "compressed"),
+    "depth": ("raw", "compressed", "compressedDepth"),
+    "thermal": ("raw", "compressed", "compressedDepth"),
+}
+"""image_transport transports each modality can arrive by: raw is sensor_msgs/Image, the others
+sensor_msgs/CompressedImage (compressedDepth only holds 16-bit or float single-channel images)."""
+
+
+def input_topic(modality: str, transport: str = "raw") -> str:
+    """The input topic of ``modality`` by ``transport``, named as image_transport names it.
+
+    ``rgb/image`` for raw, ``rgb/image/compressed``, ``depth/image/compressedDepth``. Raises
+    ValueError for a transport the modality does not have.
+    """
+    if transport not in TRANSPORTS[modality]:
+        raise ValueError(
+            f"{modality} has no transport {transport!r}; valid: {', '.join(TRANSPORTS[modality])}"
+        )
+    return INPUTS[modality] if transport == "raw" else f"{INPUTS[modality]}/{transport}"
+
 
 CLASS_MASK: Final = "segmentation/class_mask"
 COLORED_MASK: Final = "segmentation/colored_mask"

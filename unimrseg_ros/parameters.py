@@ -31,7 +31,7 @@ from unimrseg_core.model.checkpoint import SHIPPED_WEIGHTS_DIR
 from unimrseg_core.pipeline import DEFAULT_POLL_RATE_HZ
 from unimrseg_core.runtime.options import BACKENDS, BackendOptions, default_cache_dir
 from unimrseg_core.sync import SyncConfig
-from unimrseg_core.topics import NODE_NAME
+from unimrseg_core.topics import NODE_NAME, TRANSPORTS, input_topic
 from unimrseg_core.trust import UntrustedPathError, confined
 
 __all__ = [
@@ -90,6 +90,15 @@ def _health(field_name: str, description: str, low: float, high: float) -> Param
 def _modality(modality: str) -> list[Param]:
     return [
         Param(f"{modality}.enabled", True, f"Subscribe to {modality}/image and use it while it is healthy."),
+        Param(
+            f"{modality}.transport",
+            "raw",
+            f"image_transport of the {modality} input: raw subscribes to sensor_msgs/Image on "
+            f"{input_topic(modality)}, the others to sensor_msgs/CompressedImage on "
+            f"{input_topic(modality)}/<transport> (compressed: jpeg/png; "
+            "compressedDepth: a 16UC1/32FC1 PNG).",
+            choices=TRANSPORTS[modality],
+        ),
         Param(
             f"{modality}.expected_rate_hz",
             0.0,
@@ -452,6 +461,8 @@ class NodeConfig:
     backend_options: BackendOptions
     fallback_after_failures: int
     enabled: tuple[str, ...]
+    transports: Mapping[str, str]
+    """image_transport per modality (``topics.TRANSPORTS``): which topic and message type to read."""
     thermal: ThermalMapping
     max_pixels: int
     health: HealthConfig
@@ -607,6 +618,7 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
         backend_options=options,
         fallback_after_failures=int(values["fallback_after_failures"]),
         enabled=enabled,
+        transports={m: str(values[f"{m}.transport"]) for m in MODALITIES},
         thermal=thermal,
         max_pixels=int(values["max_pixels"]),
         health=health,

@@ -14,18 +14,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 from xml.etree import ElementTree as ET
 
 from unimrseg_core import topics
 
-__all__ = ["ENCLAVE", "PUBLISHES", "REPLIES", "SUBSCRIBES", "policy_xml"]
+__all__ = ["ENCLAVE", "PUBLISHES", "REPLIES", "SUBSCRIBES", "policy_xml", "subscribes"]
 
 ENCLAVE: Final = f"/unimrseg/{topics.NODE_NAME}"
 """The enclave the node runs in: ``--ros-args --enclave /unimrseg/unimrseg_node``."""
 
 SUBSCRIBES: Final = tuple(topics.INPUTS.values())
+"""The inputs with every modality on the raw transport (the defaults and the committed policy)."""
+
+
+def subscribes(transports: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The input topics for ``transports`` (modality -> image_transport; raw where not given)."""
+    given = transports or {}
+    return tuple(topics.input_topic(m, given.get(m, "raw")) for m in topics.INPUTS)
+
+
 PUBLISHES: Final = (
     topics.CLASS_MASK,
     topics.COLORED_MASK,
@@ -59,8 +68,17 @@ REPLIES: Final = (  # ~ is the node's own name: its parameter and lifecycle serv
 )
 
 
-def policy_xml(namespace: str = "/", node: str = topics.NODE_NAME, enclave: str = ENCLAVE) -> str:
-    """The policy document (SROS2 policy format 0.2.0) for one node in ``namespace``."""
+def policy_xml(
+    namespace: str = "/",
+    node: str = topics.NODE_NAME,
+    enclave: str = ENCLAVE,
+    transports: Mapping[str, str] | None = None,
+) -> str:
+    """The policy document (SROS2 policy format 0.2.0) for one node in ``namespace``.
+
+    ``transports`` is the node's ``<modality>.transport`` parameters: a compressed input is
+    another topic, which the policy must allow or the node never receives it.
+    """
     policy = ET.Element("policy", version="0.2.0")
     profile = ET.SubElement(
         ET.SubElement(ET.SubElement(ET.SubElement(policy, "enclaves"), "enclave", path=enclave), "profiles"),
@@ -68,7 +86,7 @@ def policy_xml(namespace: str = "/", node: str = topics.NODE_NAME, enclave: str 
         ns=namespace,
         node=node,
     )
-    for attribute, names in (("subscribe", SUBSCRIBES), ("publish", PUBLISHES)):
+    for attribute, names in (("subscribe", subscribes(transports)), ("publish", PUBLISHES)):
         group = ET.SubElement(profile, "topics", {attribute: "ALLOW"})
         for name in names:
             ET.SubElement(group, "topic").text = name
@@ -90,8 +108,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--namespace", default="/", help="the node's namespace (default /)")
     parser.add_argument("--node", default=topics.NODE_NAME, help="the node's name")
     parser.add_argument("--enclave", default=ENCLAVE, help="the enclave path")
+    parser.add_argument(
+        "--transport",
+        action="append",
+        default=[],
+        metavar="MODALITY=TRANSPORT",
+        help="an input's image_transport as the node's <modality>.transport (e.g. depth=compressedDepth)",
+    )
     args = parser.parse_args(argv)
-    sys.stdout.write(policy_xml(args.namespace, args.node, args.enclave))
+    transports = dict(item.partition("=")[::2] for item in args.transport)
+    unknown = sorted(set(transports) - set(topics.INPUTS))
+    if unknown:
+        parser.error(f"--transport: unknown modality {unknown[0]!r}; valid: {', '.join(topics.INPUTS)}")
+    try:
+        subscribes(transports)
+    except ValueError as exc:
+        parser.error(f"--transport: {exc}")
+    sys.stdout.write(policy_xml(args.namespace, args.node, args.enclave, transports))
     return 0
 
 

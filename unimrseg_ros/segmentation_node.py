@@ -39,7 +39,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
 from unimrseg_core import topics
@@ -224,9 +224,9 @@ class SegmentationNode(ManagedNode):
 
         in_qos = profile(config.input_qos)
         for modality in config.enabled:
-            topic = topics.INPUTS[modality]
+            topic = self._input_topic(modality)
             self._subs[modality] = self.create_subscription(
-                Image,
+                Image if config.transports[modality] == "raw" else CompressedImage,
                 topic,
                 lambda msg, m=modality: self._on_image(m, msg),
                 in_qos,
@@ -256,6 +256,11 @@ class SegmentationNode(ManagedNode):
         with self._lock:
             self._active_timers, self._subs, self._pubs = [], {}, {}
             self._pipeline, self._worker = None, None
+
+    def _input_topic(self, modality: str) -> str:
+        """``modality``'s input topic by its configured image_transport (raw until configured)."""
+        transport = self._config.transports[modality] if self._config else "raw"
+        return topics.input_topic(modality, transport)
 
     def _resolved(self, topic: str) -> str:
         try:
@@ -289,7 +294,7 @@ class SegmentationNode(ManagedNode):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _on_image(self, modality: str, msg: Image) -> None:
+    def _on_image(self, modality: str, msg: Image | CompressedImage) -> None:
         """Hand the message to the pipeline and act on what it says; never raises."""
         arrived = time.perf_counter()
         receive_ns = self._now_ns()
@@ -428,7 +433,7 @@ class SegmentationNode(ManagedNode):
             total = sum(rejected.values())
             new = total - self._rejects_reported.get(modality, 0)
             self._rejects_reported[modality] = total
-            topic = self._resolved(topics.INPUTS[modality])
+            topic = self._resolved(self._input_topic(modality))
             report = SensorReport(
                 modality=modality,
                 enabled=modality in enabled,
@@ -450,7 +455,7 @@ class SegmentationNode(ManagedNode):
     def _inference_report(self, frames: int, idle: str | None, anchor: str | None) -> InferenceReport:
         failover = self._backend
         device, precision = backend_facts(failover.current if failover else None, self._config)
-        inputs = {self._resolved(t) for t in topics.INPUTS.values()}
+        inputs = {self._resolved(self._input_topic(m)) for m in MODALITIES}
         worker = self._worker
         return InferenceReport(
             backend=failover.name if failover else "none",

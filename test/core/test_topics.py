@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+import pytest
+
 from unimrseg_core import topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,11 +24,12 @@ RCL_TOPICS = {"/rosout", "/parameter_events", "~/transition_event"}
 
 
 def names() -> list[str]:
-    """Every name in the table (plain strings and the values of its per-modality mappings)."""
+    """Every name in the table (plain strings and the string values of its per-modality mappings)."""
     out: list[str] = []
     for attribute in topics.__all__:
         value = getattr(topics, attribute)
-        out += value.values() if isinstance(value, dict) else [value]
+        values = value.values() if isinstance(value, dict) else [value]
+        out += [v for v in values if isinstance(v, str)]
     return out
 
 
@@ -40,6 +43,14 @@ def literals(path: Path) -> Iterator[tuple[int, str]]:
 def test_the_table_names_the_cameras_in_modality_order_and_every_name_once() -> None:
     assert tuple(topics.INPUTS) == tuple(topics.INJECTOR_INPUTS) == ("rgb", "depth", "thermal")
     assert len(names()) == len(set(names()))
+
+
+def test_input_topics_are_named_as_image_transport_names_them() -> None:
+    assert topics.input_topic("rgb") == topics.INPUTS["rgb"]
+    assert topics.input_topic("rgb", "compressed") == f"{topics.INPUTS['rgb']}/compressed"
+    assert topics.input_topic("depth", "compressedDepth") == f"{topics.INPUTS['depth']}/compressedDepth"
+    with pytest.raises(ValueError, match="rgb has no transport 'compressedDepth'"):
+        topics.input_topic("rgb", "compressedDepth")
 
 
 def test_no_module_outside_the_table_spells_a_topic_or_node_name() -> None:
