@@ -38,9 +38,10 @@ from unimrseg_core.image_msg import (
     ThermalMapping,
     data_bytes,
     decode_pixels,
+    encode,
 )
 
-__all__ = ["CONFIG_HEADER", "CONTAINERS", "decode_compressed", "is_compressed"]
+__all__ = ["CONFIG_HEADER", "CONTAINERS", "decode_compressed", "encode_compressed", "is_compressed"]
 
 CONFIG_HEADER: Final = struct.Struct("<iff")
 """compressed_depth_image_transport's ConfigHeader: compression format enum, depthParam[2]."""
@@ -199,3 +200,26 @@ def decode_compressed(
         return _decode_depth_png(buf, str(original), modality, thermal, max_pixels)
     pixels = _decompress(buf, container, max_pixels)
     return decode_pixels(pixels, _pixel_encoding(pixels, original, order), modality, thermal=thermal)
+
+
+def encode_compressed(
+    array_: np.ndarray, modality: str, transport: str, *, thermal: ThermalMapping = DEFAULT_THERMAL
+) -> tuple[str, bytes]:
+    """An array in sensor units -> CompressedImage ``(format, data)`` as the plugins write it.
+
+    For test publishers (``sensor_sim --transport``): rgb as ``compressed`` JPEG (BGR inside),
+    depth and thermal as 16-bit PNG (millimetres, counts), ``compressedDepth`` with a zero
+    ConfigHeader before a 16UC1 PNG. Raises ValueError for a pair it does not write.
+    """
+    if modality == "rgb" and transport == "compressed":
+        _, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(array_), cv2.COLOR_RGB2BGR))
+        return "rgb8; jpeg compressed bgr8", buf.tobytes()
+    if modality in ("depth", "thermal") and transport in ("compressed", "compressedDepth"):
+        encoding = "16UC1" if modality == "depth" or transport == "compressedDepth" else "mono16"
+        fields = encode(array_, encoding, modality=modality, thermal=thermal)
+        raw = np.frombuffer(fields["data"], "<u2").reshape(fields["height"], fields["width"])
+        _, buf = cv2.imencode(".png", raw)
+        if transport == "compressed":
+            return f"{encoding}; png compressed ", buf.tobytes()
+        return f"{encoding}; compressedDepth png", CONFIG_HEADER.pack(0, 0.0, 0.0) + buf.tobytes()
+    raise ValueError(f"encode_compressed does not write {modality} as {transport!r}")
