@@ -64,3 +64,26 @@ def test_a_running_node_uses_only_what_the_policy_allows(rclpy_context: Any) -> 
     assert {_expand(t) for t in security.PUBLISHES} - publishes == made_by_rcl
     missing = {_expand(s) for s in security.REPLIES} - replies
     assert missing <= {_expand("~/get_type_description")}, missing  # only on distros that have it
+
+
+def test_compressed_inputs_are_the_topics_the_policy_allows(rclpy_context: Any) -> None:
+    from rclpy.parameter import Parameter
+
+    from unimrseg_ros.segmentation_node import SegmentationNode
+
+    transports = {"rgb": "compressed", "depth": "compressedDepth", "thermal": "raw"}
+    overrides = [Parameter("autostart", value=False)]
+    overrides += [Parameter(f"{m}.transport", value=t) for m, t in transports.items()]
+    node = SegmentationNode(context=rclpy_context, parameter_overrides=overrides)
+    try:
+        assert node.start()
+        subscribed = {s.topic_name: s.msg_type.__name__ for s in node.subscriptions}
+    finally:
+        node.release()
+        node.destroy_node()
+    assert set(subscribed) == {_expand(t) for t in security.subscribes(transports)}
+    assert (
+        subscribed["/rgb/image/compressed"] == subscribed["/depth/image/compressedDepth"] == "CompressedImage"
+    )
+    assert subscribed["/thermal/image"] == "Image"
+    assert "<topic>rgb/image/compressed</topic>" in security.policy_xml(transports=transports)
