@@ -113,7 +113,8 @@ class FramePipeline(Generic[T]):
         return self.assembler.config.enabled
 
     def usable(self, now_ns: int) -> tuple[str, ...]:
-        """The enabled modalities the monitor calls usable (OK) at ``now_ns``, in MODALITIES order."""
+        """The enabled modalities the monitor calls usable at ``now_ns`` (OK, or mildly DEGRADED
+        and kept by ``HealthConfig.degraded_policy``), in MODALITIES order."""
         return tuple(m for m in self.monitor.usable(now_ns) if m in self.enabled)
 
     def receive(self, modality: str, msg: Any, *, receive_ns: int, payload: T) -> Step[T]:
