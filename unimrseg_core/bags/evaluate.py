@@ -44,6 +44,7 @@ import torch
 from tqdm import tqdm
 
 from unimrseg_core import __version__
+from unimrseg_core.bags import timebase
 from unimrseg_core.bags.read import BagError, BagReader
 from unimrseg_core.bags.score import DEFAULT_WINDOW_S, Output, Scoreboard
 from unimrseg_core.bags.topics import GROUND_TRUTH, SENSORS
@@ -161,9 +162,10 @@ def evaluate_bag(
         _require_cameras(bag, path)
         schedule, source = (faults, "argument") if faults is not None else bag.fault_schedule()
         sequence = bag.sequence()
-        t0_ns = int(sequence["start_ns"]) if sequence and "start_ns" in sequence else bag.start_ns
+        time_base = timebase.measure(bag)
+        t0_ns = _t0_ns(bag, sequence, time_base)
         segmenter, notes = _open(segmenter, backend, options)
-        board = _scoreboard(bag, schedule, t0_ns, sync, window_s, sequence)
+        board = _scoreboard(bag, schedule, t0_ns, sync, window_s, sequence, time_base)
         pipeline: FramePipeline[None] = FramePipeline(
             health, sync, poll_rate_hz=poll_rate_hz, thermal=thermal, max_pixels=max_pixels
         )
@@ -171,6 +173,7 @@ def evaluate_bag(
         replay.note_fault_starts(schedule, t0_ns)
         replay.run(bag, path, max_pixels=max_pixels, progress=progress)
         scores, bag_info = board.result(), _bag_info(bag, path, sequence)
+    bag_info["time_base"] = time_base.as_json(t0_ns, sync.max_skew_ns)
     config = {
         "window_s": window_s,
         "poll_rate_hz": poll_rate_hz,
@@ -319,6 +322,14 @@ def _open(
     return Segmenter(selection.backend, cuda_graphs=options.cuda_graphs), selection.notes
 
 
+def _t0_ns(bag: BagReader, sequence: dict[str, Any] | None, time_base: timebase.TimeBase) -> int:
+    """The schedule's zero on the record clock: ``bag make``'s start stamp put on it, else the
+    bag's first record time."""
+    if sequence and isinstance(sequence.get("start_ns"), int):
+        return int(sequence["start_ns"]) - time_base.offset_ns()
+    return bag.start_ns
+
+
 def _scoreboard(
     bag: BagReader,
     schedule: FaultSchedule | None,
@@ -326,6 +337,7 @@ def _scoreboard(
     sync: SyncConfig,
     window_s: float,
     sequence: dict[str, Any] | None,
+    time_base: timebase.TimeBase,
 ) -> Scoreboard:
     scene_s = sequence.get("segment_s") if sequence else None
     return Scoreboard(
@@ -335,6 +347,7 @@ def _scoreboard(
         window_s=window_s,
         truth_kinds=[_TRUTH_OF[t] for t in bag.topics if t in _TRUTH_OF],
         scene_s=float(scene_s) if isinstance(scene_s, (int, float)) and scene_s > 0 else None,
+        stamp_offsets_ns=time_base.offsets_ns,
     )
 
 
@@ -350,6 +363,7 @@ def _bag_info(bag: BagReader, path: Path, sequence: dict[str, Any] | None) -> di
             for topic, name in sorted(bag.topics.items())
         },
         "remap": dict(bag.remap),
+        "warnings": list(bag.warnings),
         "sequence": sequence,
     }
 

@@ -15,10 +15,14 @@ masks and health; both then give the same structure.
 - :meth:`~Scoreboard.note_period`: a modality's expected frame period when a fault began.
 
 Times: stamps and clock times in nanoseconds; every time in the result is seconds
-since ``t0_ns``, the zero of the fault schedule. An output is scored against the
+since ``t0_ns``, the zero of the fault schedule, on the clock (record time offline,
+receive time live). Header stamps may run on another time base (simulation time, a
+camera clock an hour ahead, the stamps of a replayed recording): ``stamp_offsets_ns``
+gives, per modality, the measured ``stamp - clock`` (:mod:`unimrseg_core.bags.timebase`),
+and a stamp is placed on the clock by subtracting it. An output is scored against the
 ground truth with its anchor's stamp, and belongs to the time window and fault phase
-of that stamp, as camera messages do; health transitions are placed at the time the
-monitor learned them.
+of that stamp on the clock, as camera messages do; health transitions are placed at the
+time the monitor learned them.
 
 Measures: mIoU per bucket is dataset-level over the bucket's pixels
 (:class:`~unimrseg_core.eval.metrics.SegmentationMeter`, as ``unimrseg eval``);
@@ -174,6 +178,7 @@ class Scoreboard:
     has arrived for its stamp, or after ``horizon_s`` with what there is). ``scene_s``:
     the bag shows a new scene every ``scene_s`` seconds (``bag make``'s segments), so a
     fault's mIoU is also compared with the healthy frames of its own scene.
+    ``stamp_offsets_ns``: per modality, its header stamps minus the clock (default 0).
     """
 
     def __init__(
@@ -186,6 +191,7 @@ class Scoreboard:
         truth_kinds: Iterable[str] = TRUTH_KINDS,
         horizon_s: float = 2.0,
         scene_s: float | None = None,
+        stamp_offsets_ns: Mapping[str, int] | None = None,
     ) -> None:
         if not (math.isfinite(window_s) and window_s > 0):
             raise ValueError(f"window_s must be > 0, got {window_s}")
@@ -214,6 +220,7 @@ class Scoreboard:
         self._waited: list[int] = []
         self._skipped: dict[str, Counter[str]] = {m: Counter() for m in MODALITIES}
         self.unscored = 0
+        self.stamp_offsets_ns = {m: int((stamp_offsets_ns or {}).get(m, 0)) for m in MODALITIES}
 
     # ------------------------------------------------------------------ time -> buckets
 
@@ -223,10 +230,15 @@ class Scoreboard:
     def _active(self, t_s: float) -> tuple[int, ...]:
         return tuple(i for i, f in enumerate(self.schedule) if f.active(t_s))
 
-    def _buckets(self, stamp_ns: int) -> list[_Bucket]:
-        t_s = self._t_s(stamp_ns)
+    def _clock_ns(self, modality: str, stamp_ns: int) -> int:
+        """A header stamp of ``modality`` on the clock the result is in."""
+        return stamp_ns - self.stamp_offsets_ns.get(modality, 0)
+
+    def _buckets(self, time_ns: int) -> list[_Bucket]:
+        """The buckets of a moment on the clock: the whole bag, its window, its phase, scene, faults."""
+        t_s = self._t_s(time_ns)
         active = self._active(t_s)
-        window = max(0, (stamp_ns - self.t0_ns) // self.window_ns)
+        window = max(0, (time_ns - self.t0_ns) // self.window_ns)
         buckets = [self._all, self._windows[window], self._phases[active]]
         if not active and self.scene_s is not None:
             buckets.append(self._scene_healthy[self._scene(t_s)])
@@ -243,7 +255,7 @@ class Scoreboard:
         if stamp_ns in self._stamps[modality]:
             return  # a frozen camera's re-sent message is not a new frame
         self._stamps[modality].add(stamp_ns)
-        for bucket in self._buckets(stamp_ns):
+        for bucket in self._buckets(self._clock_ns(modality, stamp_ns)):
             bucket.inputs[modality] += 1
 
     def add_reject(self, modality: str, reason: str) -> None:
@@ -260,7 +272,7 @@ class Scoreboard:
 
     def add_output(self, output: Output) -> None:
         self._pending[output.stamp_ns].append(output)
-        for bucket in self._buckets(output.stamp_ns):
+        for bucket in self._buckets(self._clock_ns(output.anchor, output.stamp_ns)):
             bucket.outputs += 1
             bucket.used[output.used] += 1
         if output.latency_s is not None:
@@ -306,7 +318,7 @@ class Scoreboard:
             if label is None and salient is None:
                 self.unscored += 1
                 continue
-            buckets = self._buckets(stamp_ns)
+            buckets = self._buckets(self._clock_ns(output.anchor, stamp_ns))
             if label is not None:
                 gt = label[0]
                 pred = _fit(output.class_ids, gt.shape, cv2.INTER_NEAREST)
@@ -334,8 +346,8 @@ class Scoreboard:
         return float(np.median(gaps)) if gaps.size else None
 
     def span_ns(self) -> int:
-        """From ``t0`` to one frame period after the last camera stamp (or the last event)."""
-        ends = [max(s) for s in self._stamps.values() if s]
+        """From ``t0`` to one frame period after the last camera stamp on the clock (or the last event)."""
+        ends = [self._clock_ns(m, max(s)) for m, s in self._stamps.items() if s]
         ends += [t.time_ns for t in self._transitions]
         last = max(ends, default=self.t0_ns)
         return max(0, int(last - self.t0_ns + (self.frame_period_ns() or 0)))
