@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from unimrseg_core.bags.cli import import_rosbags, print_eval, write_eval
+from unimrseg_core.bags.cli import exit_status, import_rosbags, print_eval, write_eval
 from unimrseg_core.cli_types import non_negative_float, positive_float
 
 __all__ = ["add_bag_commands", "require_rclpy", "run_live", "run_play", "run_record"]
@@ -134,7 +134,7 @@ def run_live(args: argparse.Namespace) -> int:
         return 1
     print_eval(result)
     write_eval(result, args.json, args.plots)
-    return 0
+    return exit_status(result)
 
 
 def require_rclpy(command: str) -> bool:

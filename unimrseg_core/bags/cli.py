@@ -16,7 +16,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "import_rosbags", "print_eval", "run_eval", "run_make", "write_eval"]
+__all__ = [
+    "add_parser",
+    "exit_status",
+    "import_rosbags",
+    "nothing_scored",
+    "print_eval",
+    "run_eval",
+    "run_make",
+    "write_eval",
+]
 
 
 def _count(minimum: int):
@@ -184,8 +193,18 @@ def print_eval(result: dict[str, Any]) -> None:
         f"{summary['all']['outputs']} outputs / {summary['all']['anchor_frames']} anchor frames; "
         f"Segmenter p50 {_cell(latency['p50'], 1)} ms; {result['seconds']:.0f} s"
     )
-    verdict = {True: "all passed", False: "not all passed", None: "not all measurable"}[targets["passed"]]
+    verdict = {
+        "passed": "all passed",
+        "failed": "not all passed",
+        "not measurable": "not all measurable",
+        "no data": "no data (no output frame)",
+        "no targets": "none (the bag has no fault schedule)",
+    }[targets["status"]]
     print(f"targets: {verdict}")
+    for modality, row in result["inputs"].items():
+        if row["rejected"]:
+            rejected = ", ".join(f"{n} x {why}" for why, n in row["rejected"].items())
+            print(f"  rejected {modality}: {rejected} of {row['messages']} messages")
     for line in missed:
         print(f"  missed: {line}")
     if "live" in result:
@@ -245,7 +264,34 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     print_eval(result)
     write_eval(result, args.json, args.plots)
-    return 0
+    return exit_status(result)
+
+
+def nothing_scored(result: dict[str, Any]) -> str | None:
+    """Why a ``bag eval`` result has no output frame at all (None when it has some): the camera
+    messages' rejection reasons and counts, else what the health and frame assembly did."""
+    if result["summary"]["all"]["outputs"] > 0:
+        return None
+    inputs = result["inputs"]
+    rejected = [f"{m} {n} x {why}" for m, row in inputs.items() for why, n in sorted(row["rejected"].items())]
+    messages = sum(row["messages"] for row in inputs.values())
+    if rejected and sum(sum(row["rejected"].values()) for row in inputs.values()) == messages:
+        return (
+            f"no frame could be scored: all {messages} camera messages were rejected ({', '.join(rejected)})"
+        )
+    detail = f"; rejected: {', '.join(rejected)}" if rejected else ""
+    return f"no frame could be scored: no output frame from {messages} camera messages{detail}"
+
+
+def exit_status(result: dict[str, Any]) -> int:
+    """1 with the reason on stderr when no frame could be scored (a silent 0 would read as success)."""
+    import sys
+
+    reason = nothing_scored(result)
+    if reason is None:
+        return 0
+    print(f"unimrseg bag eval: {reason}", file=sys.stderr)
+    return 1
 
 
 def run_make(args: argparse.Namespace) -> int:

@@ -168,6 +168,17 @@ def _skip_kind(reason: str) -> str:
     return match.group().strip() if match else reason
 
 
+def _verdict(rows: list[dict[str, Any]], *, outputs: int) -> bool | None:
+    """All targets met (True), one missed (False), or unknown (None: one unmeasured, or no output
+    frame at all, or no target)."""
+    verdicts = [r["passed"] for r in rows]
+    if outputs == 0 or not verdicts:
+        return None
+    if any(v is False for v in verdicts):
+        return False
+    return None if any(v is None for v in verdicts) else True
+
+
 class Scoreboard:
     """Accumulates one evaluated bag; :meth:`result` makes the JSON-ready dict.
 
@@ -484,6 +495,7 @@ class Scoreboard:
                 "scene_s": self.scene_s,
                 "scenes": scenes,
                 "unscored_outputs": self.unscored,
+                "rejected": {m: sum(self._rejects[m].values()) for m in MODALITIES},
             },
             "targets": self._targets(faults),
             "faults": faults,
@@ -628,11 +640,17 @@ class Scoreboard:
                     add(f, "miou_vs_scene_healthy", f["miou_vs_scene_healthy"], TARGET_MIOU_RATIO, True)
                 else:
                     add(f, "miou_vs_healthy", f["miou_vs_healthy"], TARGET_MIOU_RATIO, True)
-        verdicts = [r["passed"] for r in rows]
-        if any(v is False for v in verdicts):
-            passed: bool | None = False
-        elif any(v is None for v in verdicts):
-            passed = None
-        else:
-            passed = True
-        return {"passed": passed, "rows": rows}
+        return {
+            "passed": _verdict(rows, outputs=self._all.outputs),
+            "status": self._status(rows),
+            "rows": rows,
+        }
+
+    def _status(self, rows: list[dict[str, Any]]) -> str:
+        """``passed`` / ``failed`` / ``not measurable``, or ``no data`` (no output frame at all: nothing
+        was measured, so nothing passed) or ``no targets`` (a bag without a fault schedule)."""
+        if self._all.outputs == 0:
+            return "no data"
+        if not rows:
+            return "no targets"
+        return {True: "passed", False: "failed", None: "not measurable"}[_verdict(rows, outputs=1)]
