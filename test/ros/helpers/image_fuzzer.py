@@ -11,7 +11,10 @@ Run as a script, it publishes them on ``rgb/image``, ``depth/image`` and ``therm
 (reliable, keep-last 1000, an 8 MB shared-memory segment for the large ones) to a node
 subscribing reliably, with flow control instead of a guessed rate: it reads the node's
 /diagnostics and never has more than ``--window`` rejects outstanding (sent, not yet
-counted), so a message is never lost to a full history. It writes a JSON summary.
+counted), so a message is never lost to a full history. Before the first one it sends a
+probe per input (an empty image: ``zero_size``) until the node counts it, so the node's
+readers have matched this publisher both ways; the summary reports the probes. It writes
+a JSON summary.
 
     python image_fuzzer.py --count 3000 --seed 5 --summary out.json [--node-name unimrseg_node]
 """
@@ -38,6 +41,10 @@ UINT32_MAX = (1 << 32) - 1
 ODD_FRAME_IDS = ("", " ", "/", "../../etc", "a" * 5000, "ß漢字🚀", "frame\nwith\nnewlines", "rgb/image")
 ODD_STAMPS = ((-(1 << 31), 0), (-1, 999_999_999), (0, 0), ((1 << 31) - 1, UINT32_MAX), (1, UINT32_MAX))
 UNKNOWN_ENCODINGS = ("", "RGB8", "rgb8 ", "yuv422", "bayer_rggb8", "8UC3", "16UC3", "64FC1", "ü", "x" * 300)
+PROBE_REASON = "zero_size"
+"""What the node counts for the probe, an empty image with the modality's encoding."""
+PROBE_RESEND_S = 1.0
+"""A probe not counted this long after it was sent is sent again (it reached no matched reader)."""
 BIG_DATA_BYTES = 700_000
 """A few long_data messages this large: more than Fast DDS's default 512 KB shared-memory segment."""
 
@@ -215,6 +222,36 @@ class _Counts:
             self.rejected, self.by_reason = rejected, by_reason
 
 
+def _probe(pubs: dict[str, Any], counts: _Counts, spin_until: Any) -> dict[str, int]:
+    """Send an empty image on each input until the node counts one: its readers then know this
+    publisher (it matching theirs is not enough). Returns the probes sent per modality, every one
+    acknowledged and counted."""
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    encodings = {"rgb": "rgb8", "depth": "16UC1", "thermal": "mono16"}
+    start = dict(counts.rejected or {})
+    sent = dict.fromkeys(MODALITIES, 0)
+    while pending := [m for m in MODALITIES if (counts.rejected or {}).get(m, 0) <= start[m]]:
+        for m in pending:
+            pubs[m].publish(Image(encoding=encodings[m]))
+            sent[m] += 1
+        resend = time.monotonic() + PROBE_RESEND_S
+        spin_until(
+            lambda p=pending, r=resend: (
+                time.monotonic() > r or all((counts.rejected or {}).get(m, 0) > start[m] for m in p)
+            ),
+            "the node to count the probes",
+        )
+    for pub in pubs.values():
+        pub.wait_for_all_acked(rclpy.duration.Duration(seconds=10))
+    spin_until(
+        lambda: all((counts.rejected or {}).get(m, 0) == start[m] + sent[m] for m in MODALITIES),
+        "the node to count every probe",
+    )
+    return sent
+
+
 def publish(args: argparse.Namespace) -> dict[str, Any]:
     from unimrseg_ros.transport import use_large_shm_segment
 
@@ -252,7 +289,7 @@ def publish(args: argparse.Namespace) -> dict[str, Any]:
             lambda: counts.rejected is not None and all(p.get_subscription_count() for p in pubs.values()),
             "the node's subscriptions and /diagnostics",
         )
-        time.sleep(0.5)  # the subscriptions' reliable readers matched both ways
+        probes = _probe(pubs, counts, spin_until)
         baseline = dict(counts.rejected or {})
         expected_rejects = dict(baseline)
         started = time.monotonic()
@@ -288,6 +325,7 @@ def publish(args: argparse.Namespace) -> dict[str, Any]:
             "sent_by_kind": dict(sorted(Counter(f.kind for f in messages).items())),
             "big_messages": sum(len(f.fields["data"]) >= BIG_DATA_BYTES for f in messages),
             "mismatches": mismatches,
+            "probes_by_modality": {m: {PROBE_REASON: n} for m, n in probes.items()},
             "node_rejected_before": baseline,
             "node_rejected_after": final,
             "node_rejected_by_reason_after": counts.by_reason,
