@@ -9,7 +9,6 @@ timers of its own; every other state leaves only what rclpy makes for any lifecy
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
+from waits import wait_for, wait_until  # noqa: E402  (test/ros is on sys.path)
 
 from unimrseg_core import topics  # noqa: E402
 from unimrseg_ros.fault_injector_node import FaultInjectorNode  # noqa: E402
@@ -60,16 +60,17 @@ class Harness:
     node: FaultInjectorNode
     peer: Any
     received: list[Image] = field(default_factory=list)
+    sent: int = 0  # camera images published
     stop: threading.Event = field(default_factory=threading.Event)
 
     def wait_received(self, more: int, timeout: float = 10.0) -> bool:
         target = len(self.received) + more
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.received) >= target:
-                return True
-            time.sleep(0.05)
-        return False
+        return bool(wait_for(lambda: len(self.received) >= target, timeout))
+
+    def wait_sent(self, more: int) -> None:
+        """A window measured in camera images, so a loaded machine stretches it with the camera."""
+        target = self.sent + more
+        wait_until(lambda: self.sent >= target, 10 + more, f"{more} more camera images")
 
 
 def camera_image(stamp: Any) -> Image:
@@ -92,6 +93,7 @@ def harness(rclpy_context: Any) -> Iterator[Harness]:
     def publish() -> None:
         while not h.stop.wait(0.05):  # 20 Hz
             camera.publish(camera_image(peer.get_clock().now().to_msg()))
+            h.sent += 1
 
     executor.add_node(node)
     executor.add_node(peer)
@@ -122,7 +124,7 @@ def test_only_the_active_state_has_topics_services_and_timers(harness: Harness) 
     assert node.trigger_configure() == SUCCESS
     assert node.state_label == "inactive"
     assert entities(node) == bare
-    time.sleep(0.5)
+    harness.wait_sent(10)
     assert harness.received == []  # nothing republished before activation
 
     assert node.trigger_activate() == SUCCESS
@@ -137,9 +139,9 @@ def test_only_the_active_state_has_topics_services_and_timers(harness: Harness) 
     assert node.trigger_deactivate() == SUCCESS
     assert node.state_label == "inactive"
     assert entities(node) == bare
-    time.sleep(0.3)  # what was already on the wire
+    harness.wait_sent(5)  # what was already on the wire
     stopped_at = len(harness.received)
-    time.sleep(1.0)
+    harness.wait_sent(20)
     assert len(harness.received) == stopped_at, "images republished after deactivate"
 
     assert node.trigger_activate() == SUCCESS

@@ -8,7 +8,6 @@ inference has its own thread).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from reliability_rig import camera_frames  # noqa: E402  (test/ros is on sys.path)
 from sensor_msgs.msg import Image  # noqa: E402
+from waits import wait_for, wait_until  # noqa: E402
 
 from unimrseg_core import topics  # noqa: E402
 from unimrseg_core.modalities import MODALITIES  # noqa: E402
@@ -41,6 +41,7 @@ class Harness:
     peer: Any
     executor: SingleThreadedExecutor
     statuses: list[Any] = field(default_factory=list)
+    sent: int = 0  # camera frames published (each on every input)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def outputs(self) -> int:
@@ -48,12 +49,12 @@ class Harness:
 
     def wait_outputs(self, more: int, timeout: float = 30.0) -> bool:
         target = self.outputs() + more
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.outputs() >= target:
-                return True
-            time.sleep(0.05)
-        return False
+        return bool(wait_for(lambda: self.outputs() >= target, timeout))
+
+    def wait_sent(self, more: int) -> None:
+        """A window measured in camera frames, so a loaded machine stretches it with the cameras."""
+        target = self.sent + more
+        wait_until(lambda: self.sent >= target, 10 + more, f"{more} more camera frames")
 
     def input_subscriptions(self) -> set[str]:
         return {s.topic_name for s in self.node.subscriptions} & INPUT_TOPICS
@@ -83,6 +84,7 @@ def harness(rclpy_context: Any) -> Iterator[Harness]:
                 msg.header.frame_id = f"test_{m}"
                 pubs[m].publish(msg)
             i += 1
+            h.sent = i
 
     executor.add_node(node)
     executor.add_node(peer)
@@ -110,7 +112,7 @@ def test_configure_loads_activate_runs_deactivate_stops_cleanup_releases(harness
     assert node.state_label == "inactive"
     assert node.segmenter is not None  # the model is loaded at configure ...
     assert harness.input_subscriptions() == set()  # ... but nothing listens yet
-    time.sleep(0.5)
+    harness.wait_sent(10)
     assert harness.outputs() == 0
 
     assert node.trigger_activate() == SUCCESS
@@ -121,9 +123,9 @@ def test_configure_loads_activate_runs_deactivate_stops_cleanup_releases(harness
     assert node.trigger_deactivate() == SUCCESS
     assert node.state_label == "inactive"
     assert harness.input_subscriptions() == set()
-    time.sleep(0.3)  # what was already on the wire
+    harness.wait_sent(5)  # what was already on the wire
     stopped_at = harness.outputs()
-    time.sleep(1.0)
+    harness.wait_sent(20)
     assert harness.outputs() == stopped_at, "outputs continued after deactivate"
     assert node.segmenter is not None
 
@@ -191,11 +193,7 @@ def test_incompatible_qos_is_reported_on_diagnostics_with_the_fix(harness: Harne
         ok = "input_qos.reliability:=best_effort" in diags["rgb"].message
         return diags if ok and "DURABILITY" in diags["inference"].message else None
 
-    deadline = time.monotonic() + 10
-    diags = reported()
-    while diags is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-        diags = reported()
+    diags = wait_for(reported, 10)
     assert diags is not None, {k: v.message for k, v in harness.diagnostics().items()}
     assert diags["rgb"].level == DiagnosticStatus.ERROR
     assert any(kv.key == "qos_incompatible.RELIABILITY" for kv in diags["rgb"].values)
@@ -217,10 +215,7 @@ def test_colored_mask_and_probability_are_computed_only_while_subscribed(harness
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     colored: list[Image] = []
     harness.peer.create_subscription(Image, topics.COLORED_MASK, colored.append, qos)
-    deadline = time.monotonic() + 10
-    while not colored and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert colored
+    assert wait_for(lambda: colored, 10)
     assert (colored[0].encoding, colored[0].height, colored[0].width) == ("rgb8", 120, 160)
     assert published(topics.COLORED_MASK) >= 1
     assert published(topics.SALIENCY_PROBABILITY) == 0
@@ -255,10 +250,7 @@ def test_a_backend_failing_at_runtime_hands_over_to_the_next_and_says_so_on_diag
                     return status
         return None
 
-    deadline = time.monotonic() + 10
-    while switched() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    status = switched()
+    status = wait_for(switched, 10)
     assert status is not None, "no /diagnostics message named the new backend"
     values = {kv.key: kv.value for kv in status.values}
     assert status.level == DiagnosticStatus.WARN
