@@ -363,6 +363,8 @@ def play_bag(
         report = PlayReport(str(path), 0.0, options.rate, skipped=skipped)
         for topic, reason in skipped.items():
             log(f"skipping {topic}: {reason}")
+        for warning in bag.warnings:
+            log(f"warning: {warning}")
 
         import rclpy
         from rclpy.signals import SignalHandlerOptions
