@@ -387,17 +387,29 @@ PARAMS: Final[tuple[Param, ...]] = (
         1.0,
     ),
     _health(
-        "min_contrast_ratio",
-        "washout: DEGRADED when the 5-95 % spread falls below this fraction of its baseline.",
+        "min_rgb_contrast_ratio",
+        "rgb washout: DEGRADED when the 5-95 % spread is below this x its baseline.",
+        0.0,
+        1.0,
+    ),
+    _health(
+        "min_depth_contrast_ratio",
+        "depth washout: DEGRADED when the 5-95 % spread is below this x its baseline.",
+        0.0,
+        1.0,
+    ),
+    _health(
+        "min_thermal_contrast_ratio",
+        "thermal washout: DEGRADED when the 5-95 % spread is below this x its baseline.",
         0.0,
         1.0,
     ),
     _health(
         "depth_scene_change_fraction",
-        "A new depth scene (its baselines are learned again): median relative depth change between "
-        "frames above this.",
+        "A new depth scene (its valid and saturated baselines are learned again): more than this fraction "
+        "of the pixels valid in two frames changed depth by over 10 %.",
         0.0,
-        100.0,
+        1.0,
     ),
     Param(
         "health.degraded_policy",

@@ -128,30 +128,35 @@ class HealthConfig:
     min_noise_ratio: float = 1.5
     """Noise is flagged only when also this many times the baseline's (a naturally noisy
     sensor's own fluctuation can exceed the absolute limits below)."""
-    max_noise_level: float = 64.0
+    max_noise_level: float = 36.0
     """rgb noise (uint8 levels) above the baseline's, added in quadrature: DEGRADED above it."""
-    severe_noise_level: float = 64.0
+    severe_noise_level: float = 36.0
     """rgb noise from which the grade is severe rather than mild (= max: never mild)."""
     max_noise_m: float = 1.1
     """depth noise above the baseline's (metres)."""
     severe_noise_m: float = 1.1
     max_noise_k: float = 0.85
     """thermal noise above the baseline's (kelvin)."""
-    severe_noise_k: float = 1.3
-    max_depth_loss_fraction: float = 0.35
+    severe_noise_k: float = 0.85
+    max_depth_loss_fraction: float = 0.3
     """depth holes: DEGRADED when more than this fraction of the baseline's valid pixels is lost."""
-    severe_depth_loss_fraction: float = 0.55
+    severe_depth_loss_fraction: float = 0.7
     max_rgb_saturated_rise: float = 1.0
     """rgb: saturated fraction above the baseline's (1: never; ``saturated_fraction`` still holds)."""
-    max_depth_saturated_rise: float = 0.05
+    max_depth_saturated_rise: float = 0.02
     """depth: fraction of the valid pixels at or beyond 20 m above the baseline's."""
-    max_thermal_saturated_rise: float = 0.12
+    max_thermal_saturated_rise: float = 0.075
     """thermal: fraction of the pixels at or above 340 K above the baseline's."""
-    min_contrast_ratio: float = 0.1
-    """washout: the 5-95 % spread below this fraction of the baseline's."""
-    depth_scene_change_fraction: float = 0.2
-    """A new depth scene (not damage): the median relative depth change between consecutive
-    frames, over the pixels valid in both, above this; the scene's baselines are re-learned."""
+    min_rgb_contrast_ratio: float = 0.35
+    """rgb washout: the 5-95 % spread below this fraction of the baseline's (a change of
+    scene, day to fog, reaches 0.45)."""
+    min_depth_contrast_ratio: float = 0.12
+    """depth washout (a change of scene, day to fog with holes, reaches 0.2)."""
+    min_thermal_contrast_ratio: float = 0.12
+    """thermal washout (a change of scene, day to a thermal crossover, reaches 0.17)."""
+    depth_scene_change_fraction: float = 0.3
+    """A new depth scene (not damage), whose valid and saturated baselines are learned again:
+    more than this fraction of the pixels valid in both frames changed depth by over 10 %."""
     degraded_policy: str = "keep_mild"
     """``mask``: every DEGRADED modality is left out of the model's input; ``keep_mild``: a
     DEGRADED modality whose grade is mild (noisy but still informative) is kept."""
@@ -205,8 +210,9 @@ class HealthConfig:
         self._check_float("severe_depth_loss_fraction", low=self.max_depth_loss_fraction, high=1.0)
         for modality in MODALITIES:
             self._check_float(f"max_{modality}_saturated_rise", low=0.0, high=1.0, low_open=True)
-        self._check_float("min_contrast_ratio", low=0.0, high=1.0)
-        self._check_float("depth_scene_change_fraction", low=0.0, low_open=True)
+        for modality in MODALITIES:
+            self._check_float(f"min_{modality}_contrast_ratio", low=0.0, high=1.0)
+        self._check_float("depth_scene_change_fraction", low=0.0, high=1.0)
         if self.degraded_policy not in DEGRADED_POLICIES:
             message = f"must be one of {', '.join(DEGRADED_POLICIES)}, got {self.degraded_policy!r}"
             raise HealthConfigError("degraded_policy", message)
@@ -248,6 +254,10 @@ class HealthConfig:
     def max_saturated_rise(self, modality: str) -> float:
         """``modality``'s saturated fraction above its baseline that makes it DEGRADED."""
         return float(getattr(self, f"max_{modality}_saturated_rise"))
+
+    def min_contrast_ratio(self, modality: str) -> float:
+        """``modality``'s contrast, as a fraction of its baseline's, below which it is washed out."""
+        return float(getattr(self, f"min_{modality}_contrast_ratio"))
 
     def period_ns(self, modality: str) -> float | None:
         """The configured expected period of ``modality`` in ns, or None when it is learned."""
