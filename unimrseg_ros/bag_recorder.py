@@ -10,9 +10,10 @@ publisher is (a reliable subscription never hears a best-effort camera).
 
 Topics that have no publisher yet are waited for up to ``wait_s`` at the start; a
 topic that appears later is recorded from then on. Recording stops on SIGINT,
-SIGTERM (the CLI sets ``stop``) or after ``duration_s``; the writer is then closed,
-which writes ``metadata.yaml`` and the storage's index, so a bag stopped by a signal
-is complete. An existing output is never overwritten.
+SIGTERM (the CLI sets ``stop``) or after ``duration_s``; messages that had already
+arrived are still recorded (a player that got every message acknowledged can be
+followed by SIGINT at once), then the writer is closed, which writes ``metadata.yaml``
+and the storage's index, so a bag stopped by a signal is complete. An existing output is never overwritten.
 """
 
 from __future__ import annotations
@@ -213,6 +214,10 @@ def record_bag(
                     next_poll = time.monotonic() + _GRAPH_POLL_S
             report.stopped_by = "signal" if stop.is_set() else "duration"
             report.seconds = time.monotonic() - started
+            taken = -1
+            while taken != sum(report.counts.values()):  # what already arrived, to the last message
+                taken = sum(report.counts.values())
+                executor.spin_once(timeout_sec=0)
             report.missing = recorder.pending(wanted)
             for sub in recorder.subs.values():
                 node.destroy_subscription(sub)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from waits import wait_for
 
 from unimrseg_core.bags import BagError, BagReader, make_bag, messages
 from unimrseg_core.bags.raw import RawBag
@@ -203,7 +204,8 @@ def test_play_keeps_the_recorded_timing_and_order_and_publishes_clock(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "[XMLPARSER Error]" not in done.stderr  # the generated Fast DDS profile parses
-    time.sleep(0.3)
+    expected_counts = {topic: len(bag_stamps(made_bag, topic)[0]) for topic in CAMERAS}
+    wait_for(lambda: all(len(tap.arrivals[t]) >= n for t, n in expected_counts.items()), 10)
 
     stamps, records = bag_stamps(made_bag, "rgb/image")
     for topic in CAMERAS:
@@ -247,10 +249,11 @@ def test_play_a_robot_bag_under_other_names_with_remap_topics_and_rate(
     qos_seen: list[Any] = []
 
     def watch() -> None:
-        deadline = time.monotonic() + 30
-        while not qos_seen and time.monotonic() < deadline:
+        def seen() -> list[Any]:
             qos_seen.extend(i.qos_profile for i in tap.node.get_publishers_info_by_topic("/rgb/image"))
-            time.sleep(0.05)
+            return qos_seen
+
+        wait_for(seen, 30)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -258,7 +261,7 @@ def test_play_a_robot_bag_under_other_names_with_remap_topics_and_rate(
     done = run([*args, "--topics", ROBOT_RGB, ROBOT_STATUS], ros_env)
     assert done.returncode == 0, done.stdout + done.stderr
     watcher.join(1)
-    time.sleep(0.3)
+    wait_for(lambda: len(tap.arrivals["rgb/image"]) >= len(stamps), 10)
 
     rgb = tap.arrivals["rgb/image"]
     assert [a.stamp_ns for a in rgb] == stamps
@@ -285,8 +288,7 @@ def test_record_a_live_stream_and_read_it_back(
     try:
         played = run(["bag", "play", str(made_bag), "--delay", "2"], ros_env)
         assert played.returncode == 0, played.stdout + played.stderr
-        time.sleep(0.5)
-        recorder.send_signal(signal.SIGINT)
+        recorder.send_signal(signal.SIGINT)  # the player waited for every message to be acknowledged
         output, _ = recorder.communicate(timeout=30)
     finally:
         if recorder.poll() is None:
