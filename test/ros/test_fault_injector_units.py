@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from waits import wait_for, wait_until
 
 from unimrseg_core.bags import messages
 from unimrseg_core.bags.topics import SENSORS
@@ -172,9 +173,7 @@ def test_delay_keeps_order_and_releases_later(injector: Any) -> None:
     for data in frames:
         injector._on_image("rgb", data)
     assert sent_bytes(injector, "rgb") == []
-    deadline = time.monotonic() + 3.0
-    while len(injector.capture["rgb"].sent) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: len(injector.capture["rgb"].sent) >= 3, 3.0)
     sent = injector.capture["rgb"].sent
     assert [msg for _, msg in sent] == frames
     assert sent[0][0] - start >= 0.19
@@ -209,6 +208,6 @@ def test_schedule_file_set_at_run_time_starts_now_and_is_reported(injector: Any,
     assert (active["modality"], active["kind"], active["source"]) == ("thermal", "drop", "schedule")
     assert active["end_ns"] - active["start_ns"] == 300_000_000
     json.dumps(status)  # what faults/active carries
-    time.sleep(0.35)
+    wait_until(lambda: injector.status()["active"] == [], 5, "the scheduled drop to end")
     injector._on_image("thermal", image_bytes("thermal", STAMP + 1))
     assert len(sent_bytes(injector, "thermal")) == 1
