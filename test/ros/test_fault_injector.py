@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from node_rig import ROS_KEYS, Listener, Process, Sim, start_node, wait_for
+from node_rig import ROS_KEYS, Listener, Process, Sim, start_node
+from waits import wait_for
 
 from unimrseg_core import topics
 from unimrseg_core.modalities import MODALITIES
@@ -160,10 +161,10 @@ def test_without_faults_the_injector_passes_the_camera_bytes_through(rig: Rig) -
     state = wait_for(rig.fault_state, 5)
     assert state is not None, rig.logs()
     assert state["active"] == []
-    time.sleep(1.0)
+    wait_for(lambda: len(set(rig.raw["camera"]) & set(rig.raw["injected"])) >= 10, 10)
     camera, passed = dict(rig.raw["camera"]), dict(rig.raw["injected"])
     common = sorted(set(camera) & set(passed))
-    assert len(common) >= 5, (len(camera), len(passed))
+    assert len(common) >= 10, (len(camera), len(passed))
     assert all(camera[s] == passed[s] for s in common)  # the very bytes: nothing decoded or re-encoded
 
 
