@@ -42,8 +42,8 @@ from node_rig import (
     Sim,
     stamp_ns,
     start_node,
-    wait_for,
 )
+from waits import wait_for, wait_until
 
 from unimrseg_core.modalities import MODALITIES
 
@@ -340,6 +340,9 @@ def lifecycle_cycles(
 class SlowBackend:
     """The real backend, ``delay_s`` slower per call: the fault, injected in front of the real model."""
 
+    run_guarded = None
+    """Not the failover backend's: ``Segmenter`` then calls ``infer``, where the delay is."""
+
     def __init__(self, backend: Any, delay_s: float) -> None:
         self._backend = backend
         self.delay_s = delay_s
@@ -372,7 +375,8 @@ def slow_backend(
     dropped_start = worker.dropped
     begun = time.monotonic()
     submitted_start, handled_start = worker.submitted, worker.handled
-    time.sleep(seconds)
+    frames = h.published + round(seconds * rate_hz)  # the window: this many camera frames
+    wait_until(lambda: h.published >= frames, seconds + 20, f"{round(seconds * rate_hz)} camera frames")
     elapsed = time.monotonic() - begun
     submitted, handled, dropped = (
         worker.submitted - submitted_start,
