@@ -40,7 +40,19 @@ ACCEPTED = "accepted"
 UINT32_MAX = (1 << 32) - 1
 ODD_FRAME_IDS = ("", " ", "/", "../../etc", "a" * 5000, "ß漢字🚀", "frame\nwith\nnewlines", "rgb/image")
 ODD_STAMPS = ((-(1 << 31), 0), (-1, 999_999_999), (0, 0), ((1 << 31) - 1, UINT32_MAX), (1, UINT32_MAX))
-UNKNOWN_ENCODINGS = ("", "RGB8", "rgb8 ", "yuv422", "bayer_rggb8", "8UC3", "16UC3", "64FC1", "ü", "x" * 300)
+UNKNOWN_ENCODINGS = (
+    "",
+    "RGB8",
+    "rgb8 ",
+    "yuv420",
+    "nv12",
+    "bayer_rggb16",
+    "8UC4",
+    "16UC4",
+    "64FC1",
+    "ü",
+    "x" * 300,
+)
 PROBE_REASON = "zero_size"
 """What the node counts for the probe, an empty image with the modality's encoding."""
 PROBE_RESEND_S = 1.0
@@ -78,6 +90,7 @@ class Fuzzed:
 def _valid_layout(rng: np.random.Generator, modality: str, max_side: int = 24) -> tuple[str, int, int, int]:
     encoding = str(rng.choice(MODALITY_ENCODINGS[modality]))
     h, w = int(rng.integers(1, max_side + 1)), int(rng.integers(1, max_side + 1))
+    w += w % 2 if ENCODINGS[encoding].even_width else 0  # 4:2:2 packs pixels in pairs
     return encoding, h, w, w * ENCODINGS[encoding].bytes_per_pixel
 
 
@@ -110,6 +123,7 @@ def _one(rng: np.random.Generator, index: int, kind: str, modality: str, max_pix
         encoding = str(rng.choice(UNKNOWN_ENCODINGS))
     elif kind == "wrong_encoding":
         encoding = str(rng.choice([e for e in ENCODINGS if e not in MODALITY_ENCODINGS[modality]]))
+        w += w % 2 if ENCODINGS[encoding].even_width else 0
         row = w * ENCODINGS[encoding].bytes_per_pixel
         step = row
     elif kind == "bigendian_flip":
