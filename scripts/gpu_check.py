@@ -42,8 +42,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 GPU_TESTS = (
     "test/gpu",
-    "test/core/test_train.py::test_training_on_cuda",
-    "test/core/test_train_pool.py::test_pool_on_the_gpu_and_in_host_memory_give_the_cpu_batches",
+    "test/core/train/test_train.py::test_training_on_cuda",
+    "test/core/train/test_train_pool.py::test_pool_on_the_gpu_and_in_host_memory_give_the_cpu_batches",
 )
 """What step 1 runs: the GPU tests and the CUDA training tests of the core suite."""
 

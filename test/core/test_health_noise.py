@@ -193,6 +193,27 @@ def test_the_demo_thermal_noise_is_detected_within_its_window_and_masked():
     assert set(outside) == {OK}  # start-up takes 2 frames, recovery 2 good frames
 
 
+def test_far_returns_beyond_the_range_are_not_saturation_but_pinned_values_are(streams):
+    """A depth camera sees further as the robot turns to open ground: values beyond 20 m are
+    returns; a clipped sensor pins them at exactly 20 m."""
+
+    def far(value: float | None) -> Callable[[np.ndarray, int], np.ndarray]:
+        def damage(image: np.ndarray, key: int) -> np.ndarray:
+            out = image.copy()
+            rows, cols = np.nonzero(out > 0)
+            pick = np.random.default_rng(key).random(rows.size) < 0.1
+            beyond = np.random.default_rng(key).uniform(20.5, 25.0, int(pick.sum()))
+            out[rows[pick], cols[pick]] = beyond if value is None else value
+            return out
+
+        return damage
+
+    assert {h.state for h in faulted(streams["day"], "depth", far(None))} == {OK}
+    pinned = faulted(streams["day"], "depth", far(20.0))
+    assert {h.state for h in pinned} == {DEGRADED}
+    assert pinned[0].reasons[0].startswith("saturated: 1")
+
+
 # ---------------------------------------------------------------------------- hysteresis
 
 

@@ -37,7 +37,7 @@ Conditions (one lighting, plus sensor faults; recorded in ``meta["conditions"]``
 distance, depth range cut to 6-12 m and noisier), ``glare`` (a low sun saturates a
 region of RGB), ``depth_holes`` (glass, dark paint and puddles read 0),
 ``thermal_washout`` (crossover: ambient near body temperature, contrast x0.12-0.25).
-``test/core/test_world_cues.py`` checks that the table holds.
+``test/core/data/test_world_cues.py`` checks that the table holds.
 
 The names below load their module (the renderer: OpenCV) when first asked for, so that the
 command-line parsers, which read ``data.conditions`` and ``data.splits``, stay fast.

@@ -4,7 +4,7 @@ A :class:`Scene` is pure description (world coordinates, no pixels), so the same
 scene can be rendered from any camera pose (stills now, a moving robot later).
 The cues that make the modalities complementary are decided here; they are
 listed in :mod:`unimrseg_core.data` (module docstring) and tested in
-``test/core/test_world_cues.py``.
+``test/core/data/test_world_cues.py``.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from unimrseg_core.train.batches import StepBatches, batches, ensure_pool, pool_
 from unimrseg_core.train.config import DataConfig, StageConfig, TrainConfig, from_dict, load
 from unimrseg_core.train.trainer import LOG_COLUMNS, Trainer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 TINY_MODEL = {"widths": [8, 8, 8, 8], "depths": [0, 0, 0, 0], "decoder_width": 8, "attention_dim": 4}
 STEPS = 2  # per stage
 PHASE_PARTS = {  # loss columns each phase fills in metrics.csv

@@ -20,7 +20,7 @@ from unimrseg_core.faults import (
 )
 from unimrseg_core.modalities import MODALITIES, NORMALIZATION
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 RNG = np.random.default_rng(0)
 IMAGES = {
     "rgb": RNG.integers(20, 230, (48, 64, 3)).astype(np.uint8),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from unimrseg_core.bags.report import write_report
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
 
 
 def test_the_report_has_the_comparison_every_fault_and_the_missed_targets(tmp_path):
