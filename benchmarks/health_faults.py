@@ -8,11 +8,12 @@ fault model lacks (``in_fault_model: false``):
     over ``--scenes`` scenes of every condition (``data.conditions``: each lighting, with and
     without depth holes and thermal washout);
 (b) detection: per condition, a fresh monitor fed ``--warmup`` healthy frames of a moving
-    camera (``data.sequence``) then ``--faulted`` faulted ones; the fraction of faulted frames
-    on which the modality is DEGRADED, and how many of those were graded mild;
-(c) false alarms: the same healthy streams of every condition, each alone and all in one
-    stream with a cut between conditions, and the demo bag's day -> night -> fog cuts; the
-    fraction of frames (after start-up) on which a modality is not OK.
+    camera (``data.sequence``, 5 Hz) then ``--faulted`` faulted ones; the fraction of faulted
+    frames on which the modality is DEGRADED, and how many of those were graded mild;
+(c) false alarms: healthy streams of every condition, 20 s each (the camera's whole travel
+    forward and back, 5 Hz), each alone and all in one stream with a cut between conditions,
+    and the demo bag's 60 s (10 Hz, day -> night -> fog); the fraction of frames (after
+    start-up) on which a modality is not OK.
 
 A fault is ``costly`` when it costs more than 10 % mIoU; ``agrees`` says whether the monitor
 flags it (detection rate >= 0.9) exactly when it is costly (rate <= 0.1 otherwise). The policy
@@ -53,8 +54,12 @@ from unimrseg_core.runtime.backends import OnnxRuntimeBackend
 from unimrseg_core.runtime.segmenter import Segmenter
 
 SIZE: Final = (240, 320)
-RATE_HZ: Final = 10.0
-PERIOD_NS: Final = round(1e9 / RATE_HZ)
+STREAM_HZ: Final = 5.0
+STREAM_S: Final = 20.0
+"""Healthy streams per condition: one segment of the sequence, a whole forward-and-back travel."""
+DEMO_HZ: Final = 10.0
+DEMO_S: Final = 60.0
+"""The demo bag: 60 s at 10 Hz, a new scene every 20 s (day, night, fog)."""
 ONNX: Final = Path(__file__).resolve().parents[1] / "unimrseg_core" / "weights" / "unimrseg.onnx"
 COSTLY: Final = 0.10
 """A fault costing more than this fraction of the healthy mIoU must be detected."""
@@ -79,8 +84,6 @@ STRENGTHS: Final[dict[tuple[str, str], tuple[str, tuple[float, ...]]]] = {
     **{("washout", m): ("contrast", (0.5, 0.25, 0.1, 0.05)) for m in MODALITIES},
 }
 """Kind and modality -> the parameter swept and its strengths (blackout has none)."""
-DEMO_CUTS: Final = (150, 450)
-"""Frames of the demo bag's sequence (10 Hz, 20 s segments) around its cuts at 20 s and 40 s."""
 
 
 @dataclass(frozen=True)
@@ -167,10 +170,11 @@ def feed(
     case: Case | None = None,
     *,
     first: int = 0,
+    rate_hz: float = STREAM_HZ,
 ) -> Iterator[dict[str, Any]]:
-    """Deliver ``frames`` at 10 Hz (``case`` damaging its modality); each frame's health per modality."""
+    """Deliver ``frames`` at ``rate_hz`` (``case`` damaging its modality); their health per modality."""
     for index, sample in enumerate(frames, start=first):
-        now = index * PERIOD_NS
+        now = round(index * 1e9 / rate_hz)
         out = {}
         for modality in modalities:
             image = getattr(sample, modality)
@@ -181,7 +185,7 @@ def feed(
 
 
 def detection(
-    case: Case, streams: dict[str, list[Sample]], config: HealthConfig, warmup: int
+    case: Case, streams: dict[str, list[Sample]], config: HealthConfig, warmup: int, faulted: int
 ) -> dict[str, Any]:
     """Fraction of faulted frames DEGRADED (and graded mild), over every condition's stream."""
     degraded = mild = total = 0
@@ -189,7 +193,7 @@ def detection(
     for frames in streams.values():
         monitor = HealthMonitor(config)
         list(feed(monitor, frames[:warmup], (case.modality,)))
-        for health in feed(monitor, frames[warmup:], (case.modality,), case, first=warmup):
+        for health in feed(monitor, frames[warmup : warmup + faulted], (case.modality,), case, first=warmup):
             h = health[case.modality]
             total += 1
             if h.state is not HealthState.OK:
@@ -206,12 +210,14 @@ def detection(
     }
 
 
-def false_alarms(monitor: HealthMonitor, frames: list[Sample], *, skip: int = 2) -> dict[str, Any]:
+def false_alarms(
+    monitor: HealthMonitor, frames: list[Sample], *, rate_hz: float = STREAM_HZ, skip: int = 2
+) -> dict[str, Any]:
     """Fraction of frames after the first ``skip`` (start-up) on which each modality is not OK."""
     bad = dict.fromkeys(MODALITIES, 0)
     reasons: list[str] = []
     counted = 0
-    for index, health in enumerate(feed(monitor, frames, MODALITIES)):
+    for index, health in enumerate(feed(monitor, frames, MODALITIES, rate_hz=rate_hz)):
         if index < skip:
             continue
         counted += 1
@@ -253,20 +259,26 @@ def policy_miou(row: dict[str, Any]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    config = HealthConfig(expected_rate_hz=dict.fromkeys(MODALITIES, RATE_HZ))
+    config = HealthConfig()  # the node's defaults
     started = time.perf_counter()
-    length = args.warmup + args.faulted
     sequence = SequenceGenerator(
-        SIZE, TEST_SEED, rate_hz=RATE_HZ, segment_s=length / RATE_HZ, conditions=CONDITIONS
+        SIZE, TEST_SEED, rate_hz=STREAM_HZ, segment_s=STREAM_S, conditions=CONDITIONS
     )
+    length = sequence.frame_count(STREAM_S)
+    if args.warmup + args.faulted > length:
+        raise SystemExit(f"--warmup + --faulted must be at most {length} frames")
     frames = render(sequence, 0, length * len(CONDITIONS))
     streams = {"+".join(c): frames[i * length : (i + 1) * length] for i, c in enumerate(CONDITIONS)}
-    print(f"rendered {len(frames)} frames in {time.perf_counter() - started:.0f} s", flush=True)
+    demo = SequenceGenerator(SIZE, TEST_SEED, rate_hz=DEMO_HZ)
+    demo_frames = render(demo, 0, demo.frame_count(DEMO_S))
+    print(
+        f"rendered {len(frames) + len(demo_frames)} frames in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
 
     quiet = {name: false_alarms(HealthMonitor(config), stream) for name, stream in streams.items()}
     cuts = false_alarms(HealthMonitor(config), frames)
-    demo = SequenceGenerator(SIZE, TEST_SEED, rate_hz=RATE_HZ)
-    demo_cuts = false_alarms(HealthMonitor(config), render(demo, *DEMO_CUTS))
+    demo_cuts = false_alarms(HealthMonitor(config), demo_frames, rate_hz=DEMO_HZ)
     print(f"false alarms done at {time.perf_counter() - started:.0f} s", flush=True)
 
     rig = CostRig(args.scenes)
@@ -287,7 +299,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cost": round(1 - kept, 3),
             "costly": 1 - kept > COSTLY,
             "keep_beats_mask": kept > masked[case.modality],
-            **detection(case, streams, config, args.warmup),
+            **detection(case, streams, config, args.warmup, args.faulted),
         }
         flagged = row["detection_rate"] >= DETECTED
         row["agrees"] = flagged if row["costly"] else row["detection_rate"] <= QUIET
@@ -312,7 +324,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "setup": {
             "size": list(SIZE),
             "seed": TEST_SEED,
-            "rate_hz": RATE_HZ,
+            "stream_hz": STREAM_HZ,
+            "stream_s": STREAM_S,
+            "demo_hz": DEMO_HZ,
+            "demo_s": DEMO_S,
             "scenes_per_condition": args.scenes,
             "conditions": ["+".join(c) for c in CONDITIONS],
             "warmup_frames": args.warmup,
@@ -326,7 +341,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "healthy_miou": round(healthy, 4),
         "masked_relative": {m: round(v, 3) for m, v in masked.items()},
         "faults": rows,
-        "false_alarms": {"per_condition": quiet, "all_conditions_with_cuts": cuts, "demo_cuts": demo_cuts},
+        "false_alarms": {"per_condition": quiet, "all_conditions_with_cuts": cuts, "demo": demo_cuts},
         "policy": {
             "expected_relative_miou_over_graded_faults": policy,
             "graded_faults": [r["fault"] for r in graded],

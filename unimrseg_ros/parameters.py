@@ -376,13 +376,13 @@ PARAMS: Final[tuple[Param, ...]] = (
     ),
     _health(
         "max_depth_saturated_rise",
-        "depth: DEGRADED when the fraction at >= 20 m exceeds its baseline's by this.",
+        "depth: DEGRADED when the fraction pinned at 20 m exceeds its baseline's by this.",
         0.0,
         1.0,
     ),
     _health(
         "max_thermal_saturated_rise",
-        "thermal: DEGRADED when the fraction at >= 340 K exceeds its baseline's by this.",
+        "thermal: DEGRADED when the fraction pinned at 340 K exceeds its baseline's by this.",
         0.0,
         1.0,
     ),

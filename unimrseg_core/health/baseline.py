@@ -12,8 +12,9 @@ threshold) and each reason carrying the measured value:
   also be ``min_noise_ratio`` times the baseline: a sensor noisy by nature fluctuates
   by more than the limit without any damage;
 - depth loss: the fraction of the baseline's valid depth pixels that is gone;
-- saturation: the saturated fraction above the baseline's (glare saturates 10 % of a
-  healthy rgb image, the far field a few % of a depth image);
+- saturation: the fraction pinned at the top of the range above the baseline's (glare
+  saturates 10 % of a healthy rgb image); a depth image's far field (beyond 20 m, up to
+  3 % of a day scene, drifting as the robot moves) is not pinned at 20 m, so it is no rise;
 - washout: the contrast (5-95 % spread) as a fraction of the baseline's.
 
 A new depth scene (more than ``depth_scene_change_fraction`` of the pixels valid and

@@ -144,9 +144,9 @@ class HealthConfig:
     max_rgb_saturated_rise: float = 1.0
     """rgb: saturated fraction above the baseline's (1: never; ``saturated_fraction`` still holds)."""
     max_depth_saturated_rise: float = 0.02
-    """depth: fraction of the valid pixels at or beyond 20 m above the baseline's."""
+    """depth: fraction of the valid pixels pinned at 20 m (clipped) above the baseline's."""
     max_thermal_saturated_rise: float = 0.075
-    """thermal: fraction of the pixels at or above 340 K above the baseline's."""
+    """thermal: fraction of the pixels pinned at 340 K (clipped) above the baseline's."""
     min_rgb_contrast_ratio: float = 0.35
     """rgb washout: the 5-95 % spread below this fraction of the baseline's (a change of
     scene, day to fog, reaches 0.45)."""

@@ -40,7 +40,8 @@ class Signals:
     valid: float
     """Fraction of the subsample with a usable value (depth: finite and > 0; others: finite)."""
     saturated: float
-    """Fraction of the usable subsample at or beyond the top of the modality's range."""
+    """Fraction of the usable subsample pinned at the top of the modality's range: clipped (255
+    levels, 20 m, 340 K). A far return beyond 20 m, or a hot engine above 340 K, is not."""
     spread: float | None
     """Contrast: the 5th to 95th percentile range of the usable subsample; None when empty."""
     depth: np.ndarray | None
@@ -85,7 +86,7 @@ def measure(modality: str, image: np.ndarray, sub: np.ndarray, stride: int) -> S
     return Signals(
         noise=noise_sigma(plane, unit),
         valid=count / sub.size,
-        saturated=float(np.count_nonzero(values >= top)) / count if count else 0.0,
+        saturated=float(np.count_nonzero(values == top)) / count if count else 0.0,
         spread=spread,
         depth=sub if unit == "m" else None,
     )
