@@ -2,7 +2,8 @@
 
 The ROS node feeds every received image to :class:`HealthMonitor` with its stamp
 and receive time, polls it on a timer, masks out of the model's input every
-modality that is not OK, and publishes the reasons on /diagnostics. The same code
+modality that is not usable (not OK, unless mildly DEGRADED and kept by
+``degraded_policy``), and publishes the reasons on /diagnostics. The same code
 scores injected faults offline from a bag, deterministically (time is injected).
 """
 
