@@ -47,7 +47,7 @@ CONDITIONS = (
     *((light, "depth_holes") for light in LIGHTING),
     *((light, "thermal_washout") for light in LIGHTING if light != "night"),
 )
-DEMO_FAULTS = Path(__file__).resolve().parents[2] / "config" / "faults_demo.yaml"
+DEMO_FAULTS = Path(__file__).resolve().parents[3] / "config" / "faults_demo.yaml"
 
 
 @pytest.fixture(scope="module")
