@@ -24,7 +24,8 @@ std_msgs = pytest.importorskip("std_msgs.msg")
 
 Image = sensor_msgs.Image
 H, W = 6, 9
-PAIRS = [(m, e) for m in MODALITIES for e in MODALITY_ENCODINGS[m]]
+PAIRS = [(m, e) for m in MODALITIES for e in MODALITY_ENCODINGS[m] if ENCODINGS[e].writable]
+"""What the project writes (Bayer and YUV are read from drivers, never written)."""
 
 
 def header() -> Any:
@@ -34,10 +35,10 @@ def header() -> Any:
 
 
 def sample(modality: str, encoding: str, rng: np.random.Generator) -> np.ndarray:
-    """Values each encoding represents exactly: gray RGB for mono, whole mm, whole counts."""
+    """Values each encoding represents exactly: gray RGB for one channel, whole mm, whole counts."""
     if modality == "rgb":
         x = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
-        return np.repeat(x[..., :1], 3, axis=2) if encoding.startswith("mono") else x
+        return np.repeat(x[..., :1], 3, axis=2) if ENCODINGS[encoding].channels == 1 else x
     if modality == "depth":
         return (rng.integers(0, 65536, (H, W)) / 1000).astype(np.float32)
     if encoding == "mono8":
