@@ -35,8 +35,8 @@ from load import cpu_hog  # noqa: E402  (test/ros/load.py)
 
 DEFAULT_TESTS = ("-m", "ros", "test/ros")
 VERSIONS = ("numpy", "onnxruntime", "pytest", "ros-rclpy", "ros-fastdds", "ros-rmw-fastrtps-cpp")
-MESSAGE_CHARS = 600
-"""A failure message is kept to its first characters: enough for the assertion and its values."""
+MESSAGE_CHARS = 1500
+"""A failure message is kept to its first characters: the assertion, its values, some log."""
 
 
 @dataclass
@@ -71,10 +71,17 @@ def outcomes(junit: Path) -> list[tuple[str, str, float, str]]:
             element = case.find(tag)
             if element is not None:
                 outcome = {"failure": "failed"}.get(tag, tag)
-                message = (element.get("message") or element.text or "").strip()[:MESSAGE_CHARS]
+                message = _message(element)
                 break
         results.append((name, outcome, float(case.get("time", 0.0)), message))
     return results
+
+
+def _message(element: ET.Element) -> str:
+    """pytest's one-line message, then the report's ``E`` lines (what the assertion saw)."""
+    lines = (element.text or "").splitlines()
+    explained = "\n".join(line for line in lines if line.startswith("E ")) or "\n".join(lines[-20:])
+    return f"{element.get('message') or ''}\n{explained}".strip()[:MESSAGE_CHARS]
 
 
 def one_run(tests: list[str], junit: Path, timeout_s: float) -> tuple[int, float, str]:
