@@ -44,9 +44,7 @@ INPUTS: Final[Mapping[str, str]] = {m: f"{m}/image" for m in MODALITIES}
 cameras of a bag are recorded under the same names."""
 
 TRANSPORTS: Final[Mapping[str, tuple[str, ...]]] = {
-    "rgb": ("raw", "compressed"),
-    "depth": ("raw", "compressed", "compressedDepth"),
-    "thermal": ("raw", "compressed", "compressedDepth"),
+    m: ("raw", "compressed") if m == "rgb" else ("raw", "compressed", "compressedDepth") for m in MODALITIES
 }
 """image_transport transports each modality can arrive by: raw is sensor_msgs/Image, the others
 sensor_msgs/CompressedImage (compressedDepth only holds 16-bit or float single-channel images)."""
