@@ -23,7 +23,11 @@ from waits import wait_until
 
 from unimrseg_core.modalities import MODALITIES
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+# The simulated cameras share the machine's cores with the node: when the whole machine is
+# starved (the full suite on 2 busy cores), a camera process itself falls silent, which the node
+# rightly reports. Seen once in a CI-like full run (a LOST after the 0.5 s stall, the cameras
+# silent 1.6 s); 0 in 3 loaded flake runs. Reruns keep such a machine-wide stall from failing CI.
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.flaky(reruns=2, reruns_delay=2)]
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed")
 

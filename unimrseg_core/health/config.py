@@ -205,9 +205,10 @@ class HealthConfig:
         self._check_float("min_noise_ratio", low=1.0)
         for unit in _NOISE_SUFFIX.values():
             self._check_float(f"max_noise_{unit}", low=0.0, low_open=True)
-            self._check_float(f"severe_noise_{unit}", low=getattr(self, f"max_noise_{unit}"))
+            # a severe threshold at or below the detection threshold means: every detection is severe
+            self._check_float(f"severe_noise_{unit}", low=0.0, low_open=True)
         self._check_float("max_depth_loss_fraction", low=0.0, high=1.0, low_open=True)
-        self._check_float("severe_depth_loss_fraction", low=self.max_depth_loss_fraction, high=1.0)
+        self._check_float("severe_depth_loss_fraction", low=0.0, high=1.0, low_open=True)
         for modality in MODALITIES:
             self._check_float(f"max_{modality}_saturated_rise", low=0.0, high=1.0, low_open=True)
         for modality in MODALITIES:

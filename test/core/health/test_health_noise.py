@@ -315,8 +315,8 @@ def test_noise_estimate_reads_white_noise_through_scene_edges_and_column_pattern
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
-        ({"severe_noise_k": 0.5}, "severe_noise_k"),  # below max_noise_k
-        ({"severe_depth_loss_fraction": 0.2}, "severe_depth_loss_fraction"),
+        ({"severe_noise_k": 0.0}, "severe_noise_k"),
+        ({"severe_depth_loss_fraction": 1.5}, "severe_depth_loss_fraction"),
         ({"baseline_min_frames": 60}, "baseline_min_frames"),  # more than baseline_frames
         ({"clear_ratio": 0.0}, "clear_ratio"),
         ({"min_noise_ratio": 0.9}, "min_noise_ratio"),
@@ -327,6 +327,13 @@ def test_noise_estimate_reads_white_noise_through_scene_edges_and_column_pattern
     ],
 )
 def test_config_refuses_inconsistent_baseline_thresholds_by_name(changes, field):
+    """A severe threshold below its detection threshold is allowed (every detection is then
+    severe, see the next test), so changing one parameter never invalidates another."""
     with pytest.raises(HealthConfigError, match=rf"HealthConfig\.{field}: ") as info:
         dataclasses.replace(HealthConfig(), **changes)
     assert info.value.field == field
+
+
+def test_a_severe_threshold_below_detection_makes_every_detection_severe():
+    config = HealthConfig(severe_noise_k=0.5, severe_depth_loss_fraction=0.2)
+    assert config.noise_limits("thermal") == (config.max_noise_k, 0.5)
