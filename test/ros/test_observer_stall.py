@@ -31,11 +31,13 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.flaky(reruns=2, rer
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed")
 
-RATE_HZ = 30
+RATE_HZ = 10
+"""10 Hz leaves the node headroom on 2 cores (at 30 Hz the model alone saturated a core in a full
+CI run and the starved camera processes really fell silent, before any stall)."""
 STALLS_S = (0.5, 1.0, 2.0)
-"""Each far longer than the silence limit (2.5 periods: 83 ms)."""
-HOG_TICKS = 300
-"""Camera ticks (10 s at 30 Hz) with every core taken by the hog."""
+"""Each far longer than the silence limit (2.5 periods: 250 ms)."""
+HOG_TICKS = 100
+"""Camera ticks (10 s at 10 Hz) with every core taken by the hog."""
 TRANSITION = re.compile(r"\b(rgb|depth|thermal): (OK|DEGRADED|LOST) -> (OK|DEGRADED|LOST) \(.*\)")
 
 
