@@ -27,6 +27,7 @@ __all__ = [
     "INPUTS",
     "LABELS",
     "NODE_NAME",
+    "OVERLAY",
     "SALIENCY_MASK",
     "SALIENCY_PROBABILITY",
     "STATUS",
@@ -65,6 +66,8 @@ def input_topic(modality: str, transport: str = "raw") -> str:
 
 CLASS_MASK: Final = "segmentation/class_mask"
 COLORED_MASK: Final = "segmentation/colored_mask"
+OVERLAY: Final = "segmentation/overlay"
+"""sensor_msgs/Image rgb8: the class colours blended on the anchor image (only while subscribed)."""
 SALIENCY_MASK: Final = "saliency/mask"
 SALIENCY_PROBABILITY: Final = "saliency/probability"
 LABELS: Final = "segmentation/labels"

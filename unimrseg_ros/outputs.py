@@ -2,6 +2,8 @@
 
 - ``segmentation/class_mask``: sensor_msgs/Image mono8, one class id per pixel.
 - ``segmentation/colored_mask``: sensor_msgs/Image rgb8, the class colours.
+- ``segmentation/overlay``: sensor_msgs/Image rgb8, the class colours blended on the anchor
+  image (``runtime.overlay``).
 - ``saliency/mask``: sensor_msgs/Image mono8, ``round(255 * probability)``.
 - ``saliency/probability``: sensor_msgs/Image 32FC1, the probability in [0, 1].
 - ``segmentation/labels``: std_msgs/String holding JSON (the class table), latched.
@@ -18,12 +20,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from unimrseg_core import topics
 from unimrseg_core.image_msg import fill_msg
 from unimrseg_core.modalities import CLASSES, IGNORE_INDEX, MODALITIES, colorize
+from unimrseg_core.runtime.overlay import overlay
 from unimrseg_core.runtime.segmenter import Segmentation, saliency_mono8
 
 __all__ = ["LABELS_FORMAT", "image_message", "labels_message", "saliency_mono8"]
@@ -31,8 +35,17 @@ __all__ = ["LABELS_FORMAT", "image_message", "labels_message", "saliency_mono8"]
 LABELS_FORMAT = "unimrseg-labels/1"
 
 
-def image_message(topic: str, segmentation: Segmentation, header: object) -> Image:
-    """The Image for one output ``topic`` (a name from :mod:`unimrseg_core.topics`)."""
+def image_message(
+    topic: str, segmentation: Segmentation, header: object, *, anchor: tuple[str, np.ndarray] | None = None
+) -> Image:
+    """The Image for one output ``topic`` (a name from :mod:`unimrseg_core.topics`).
+
+    ``anchor``: (modality, image in sensor units) of the frame's anchor, which the overlay needs.
+    """
+    if topic == topics.OVERLAY:
+        if anchor is None:
+            raise ValueError(f"{topic!r} needs the anchor image")
+        return fill_msg(Image(), overlay(anchor[0], anchor[1], segmentation.class_ids), "rgb8", header=header)
     if topic == topics.CLASS_MASK:
         return fill_msg(Image(), segmentation.class_ids, "mono8", header=header)
     if topic == topics.COLORED_MASK:
@@ -66,6 +79,7 @@ def labels_message(model_metadata: Mapping[str, Any] | None = None) -> String:
         "topics": {
             topics.CLASS_MASK: "mono8: class id per pixel",
             topics.COLORED_MASK: "rgb8: class colour per pixel",
+            topics.OVERLAY: "rgb8: class colours blended on the anchor image",
             topics.SALIENCY_MASK: "mono8: round(255 * saliency probability)",
             topics.SALIENCY_PROBABILITY: "32FC1: saliency probability in [0, 1]",
         },

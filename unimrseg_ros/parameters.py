@@ -439,6 +439,12 @@ PARAMS: Final[tuple[Param, ...]] = (
         True,
         "Publish saliency/probability (32FC1), computed only while someone subscribes.",
     ),
+    Param(
+        "publish_overlay",
+        True,
+        "Publish segmentation/overlay (rgb8: class colours blended on the anchor image, depth and "
+        "thermal as grey), computed only while someone subscribes.",
+    ),
     Param("diagnostics_period_seconds", 1.0, "Period of the /diagnostics status.", 0.1, 60.0),
     Param(
         "warn_period_seconds",
@@ -483,6 +489,7 @@ class NodeConfig:
     output_qos: QosSettings
     publish_colored_mask: bool
     publish_probability: bool
+    publish_overlay: bool
     health_poll_rate_hz: float
     diagnostics_period_s: float
     warn_period_s: float
@@ -639,6 +646,7 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
         output_qos=QosSettings(values["output_qos.reliability"], int(values["output_qos.depth"])),
         publish_colored_mask=bool(values["publish_colored_mask"]),
         publish_probability=bool(values["publish_probability"]),
+        publish_overlay=bool(values["publish_overlay"]),
         health_poll_rate_hz=float(values["health_poll_rate_hz"]),
         diagnostics_period_s=float(values["diagnostics_period_seconds"]),
         warn_period_s=float(values["warn_period_seconds"]),

@@ -40,6 +40,7 @@ PUBLISHES: Final = (
     topics.COLORED_MASK,
     topics.SALIENCY_MASK,
     topics.SALIENCY_PROBABILITY,
+    topics.OVERLAY,
     topics.STATUS,
     topics.LABELS,
     topics.DIAGNOSTICS,

@@ -69,8 +69,14 @@ from unimrseg_ros.run import ManagedNode, run_lifecycle_node
 
 __all__ = ["SegmentationNode", "main"]
 
-IMAGE_OUTPUTS = (topics.CLASS_MASK, topics.COLORED_MASK, topics.SALIENCY_MASK, topics.SALIENCY_PROBABILITY)
-ON_DEMAND = (topics.COLORED_MASK, topics.SALIENCY_PROBABILITY)  # computed only while subscribed
+IMAGE_OUTPUTS = (
+    topics.CLASS_MASK,
+    topics.COLORED_MASK,
+    topics.SALIENCY_MASK,
+    topics.SALIENCY_PROBABILITY,
+    topics.OVERLAY,
+)
+ON_DEMAND = (topics.COLORED_MASK, topics.SALIENCY_PROBABILITY, topics.OVERLAY)  # only while subscribed
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,8 @@ class SegmentationNode(ManagedNode):
             wanted.append(topics.COLORED_MASK)
         if config.publish_probability:
             wanted.append(topics.SALIENCY_PROBABILITY)
+        if config.publish_overlay:
+            wanted.append(topics.OVERLAY)
         for topic in wanted:
             self._pubs[topic] = self.create_publisher(
                 Image, topic, out_qos, event_callbacks=self._qos.publisher(self._resolved(topic))
@@ -365,11 +373,12 @@ class SegmentationNode(ManagedNode):
         start = time.perf_counter()
         segmentation = segmenter.segment_frame(frame)
         inference_s = time.perf_counter() - start
+        anchor_image = (frame.anchor, frame.anchor_image)
         for topic in IMAGE_OUTPUTS:
             pub = pubs.get(topic)
             if pub is None or (topic in ON_DEMAND and pub.get_subscription_count() == 0):
                 continue
-            pub.publish(image_message(topic, segmentation, anchor.header))
+            pub.publish(image_message(topic, segmentation, anchor.header, anchor=anchor_image))
             self._published[topic] += 1
         latency_s = time.perf_counter() - anchor.arrived_s
         dropped = self._worker.dropped if self._worker is not None else 0

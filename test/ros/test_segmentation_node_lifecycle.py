@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -28,7 +29,9 @@ from sensor_msgs.msg import Image  # noqa: E402
 from waits import wait_for, wait_until  # noqa: E402
 
 from unimrseg_core import topics  # noqa: E402
+from unimrseg_core.image_msg import decode  # noqa: E402
 from unimrseg_core.modalities import MODALITIES  # noqa: E402
+from unimrseg_core.runtime.overlay import overlay  # noqa: E402
 from unimrseg_ros.segmentation_node import SegmentationNode  # noqa: E402
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
@@ -219,6 +222,47 @@ def test_colored_mask_and_probability_are_computed_only_while_subscribed(harness
     assert (colored[0].encoding, colored[0].height, colored[0].width) == ("rgb8", 120, 160)
     assert published(topics.COLORED_MASK) >= 1
     assert published(topics.SALIENCY_PROBABILITY) == 0
+
+
+def test_overlay_is_the_class_colours_on_the_anchor_image_computed_only_while_subscribed(
+    harness: Harness,
+) -> None:
+    node = harness.node
+    assert node.start()
+    assert harness.wait_outputs(5)
+
+    def published() -> int:
+        values = {kv.key: kv.value for kv in harness.diagnostics()["inference"].values}
+        return int(values.get(f"published.{topics.OVERLAY}", 0))
+
+    assert published() == 0
+    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+    overlays: list[Image] = []
+    masks: dict[tuple[int, int], Image] = {}
+    harness.peer.create_subscription(
+        Image,
+        topics.CLASS_MASK,
+        lambda m: masks.setdefault((m.header.stamp.sec, m.header.stamp.nanosec), m),
+        qos,
+    )
+    harness.peer.create_subscription(Image, topics.OVERLAY, overlays.append, qos)
+
+    def matched() -> tuple[Image, Image] | None:
+        for msg in list(overlays):
+            mask = masks.get((msg.header.stamp.sec, msg.header.stamp.nanosec))
+            if mask is not None:
+                return msg, mask
+        return None
+
+    pair = wait_for(matched, 10)
+    assert pair is not None, f"{len(overlays)} overlays, {len(masks)} class masks, none with one stamp"
+    msg, mask = pair
+    assert (msg.encoding, msg.height, msg.width) == ("rgb8", 120, 160)
+    assert published() >= 1
+    got, class_ids = decode(msg, "rgb"), decode(mask, "rgb")[..., 0]
+    # the anchor (rgb) was one of the harness's camera frames: the overlay is exactly the core's blend on it
+    candidates = [overlay("rgb", decode(frame["rgb"], "rgb"), class_ids) for frame in camera_frames(seed=0)]
+    assert any(np.array_equal(got, c) for c in candidates)
 
 
 def test_a_backend_failing_at_runtime_hands_over_to_the_next_and_says_so_on_diagnostics(
