@@ -25,14 +25,15 @@ from unimrseg_core.data.readers import (
     open_dataset,
     read_header,
 )
-from unimrseg_core.data.readers.options import config_dir
+from unimrseg_core.data.readers.options import config_dir, load_options
 from unimrseg_core.data.sample import Sample
+from unimrseg_core.data.stored_units import THERMAL_8BIT_RANGE_K
 from unimrseg_core.modalities import IGNORE_INDEX, class_id
 
 H, W = 24, 32
 RED_BGR = (0, 0, 255)  # what cv2 needs to store a pure red pixel
 BLUE_BGR = (255, 0, 0)
-THERMAL_LOW, THERMAL_HIGH = 263.15, 323.15  # config/datasets.yaml defaults (checked below)
+THERMAL_LOW, THERMAL_HIGH = THERMAL_8BIT_RANGE_K
 
 
 def _write(path: Path, image: np.ndarray) -> Path:
@@ -155,7 +156,10 @@ def test_config_defaults_match_the_fixture_assumptions():
 
     data = yaml.safe_load((config_dir() / "datasets.yaml").read_text())
     for kind in ("rgbt_sod", "mfnet"):
-        assert data[kind]["thermal"] == {"low_k": THERMAL_LOW, "high_k": THERMAL_HIGH}
+        assert "thermal" not in data[kind]  # the one shared range, THERMAL_8BIT_RANGE_K
+        thermal = load_options(kind, READERS[kind].OPTION_SECTIONS, None).thermal
+        assert (thermal.low_k, thermal.high_k) == THERMAL_8BIT_RANGE_K == (263.15, 323.15)
+        assert not thermal.reads_16bit
     assert data["rgbd_sod"]["depth"]["bright"] == "near"
     assert (data["rgbd_sod"]["depth"]["near_m"], data["rgbd_sod"]["depth"]["far_m"]) == (0.5, 10.0)
     assert data["nyudv2"]["depth"]["scale_16bit"] == 0.001
@@ -297,7 +301,7 @@ def test_rgbt_sod_thermal_grey_3channel_to_kelvin(tmp_path):
 def test_rgbt_sod_16bit_thermal_is_rejected_when_opened(tmp_path):
     root = make_vt5000(tmp_path)
     bad = _write(root / "Test" / "T" / "4.png", np.full((H, W), 3000, np.uint16))
-    with pytest.raises(DatasetError, match="8-bit") as info:
+    with pytest.raises(DatasetError, match="16-bit thermal needs its range: pass --thermal-range") as info:
         open_dataset("rgbt_sod", root, split="test")
     assert info.value.path == bad
 

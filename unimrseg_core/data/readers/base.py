@@ -46,12 +46,14 @@ class Role:
 
     ``folders`` are lower-case and in order of preference (matched case-insensitively);
     a required role's folder must exist, an optional one (ground truth) may be absent,
-    but when it exists every scene needs its file.
+    but when it exists every scene needs its file. ``truth`` names the Sample field a
+    ground-truth role fills (``saliency`` or ``label``).
     """
 
     key: str
     folders: tuple[str, ...]
     required: bool = True
+    truth: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class DatasetReader(Sequence[Sample]):
         self.split = split
         self.on_error = on_error
         self.skipped: list[tuple[str, str]] = []
+        self.ignored: list[tuple[str, str]] = []  # (path, why) of non-image files in role folders
+        self._ignored_stems: dict[str, dict[str, Path]] = {}  # role key -> stem -> ignored file
         self._ambiguous: set[str] = set()  # stems with several files in one folder
         self.options: DatasetOptions = load_options(self.KIND, self.OPTION_SECTIONS, config)
         missing = [name for name in self.OPTION_SECTIONS if getattr(self.options, name) is None]
@@ -110,16 +114,25 @@ class DatasetReader(Sequence[Sample]):
             raise DatasetError(self.root, "dataset root is empty")
         self.data_root, names, list_file = self._resolve_split()
         self.folders: dict[str, Path] = self._find_folders()
-        listings = {key: self._list_folder(folder) for key, folder in self.folders.items()}
+        self.absent: dict[str, str] = {
+            role.key: (
+                f"no {role.key} folder in {self.data_root} (looked for "
+                f"{', '.join(f + '/' for f in role.folders)} in any case)"
+            )
+            for role in self.ROLES
+            if role.key not in self.folders
+        }  # optional roles (ground truth) this dataset lacks, with where they were looked for
+        listings = {key: self._list_folder(key, folder) for key, folder in self.folders.items()}
         candidates = self._pair(listings, names, list_file)
         checked = (self._check_scene(files) for files in candidates)
         self.scenes: list[SceneFiles] = [scene for scene in checked if scene is not None]
         if not self.scenes:
-            detail = (
-                f" ({len(self.skipped)} skipped; first: {self.skipped[0][0]}: {self.skipped[0][1]})"
-                if self.skipped
-                else ""
-            )
+            details = [
+                f"{len(found)} {what}; first: {found[0][0]}: {found[0][1]}"
+                for what, found in (("skipped", self.skipped), ("ignored", self.ignored))
+                if found
+            ]
+            detail = f" ({'; '.join(details)})" if details else ""
             raise DatasetError(list_file or self.data_root, f"no usable samples{detail}")
 
     # ------------------------------------------------------------------ sequence
@@ -158,6 +171,21 @@ class DatasetReader(Sequence[Sample]):
         split = f", split={self.split!r}" if self.split else ""
         counts = f"{len(self)} samples, {len(self.skipped)} skipped"
         return f"{type(self).__name__}({str(self.root)!r}{split}: {counts})"
+
+    def missing_truth(self) -> dict[str, str]:
+        """Why this dataset's samples lack each kind of ground truth (``label``, ``saliency``).
+
+        A kind the layout never has says so; one whose folder is absent names the folders
+        looked for. Kinds the samples do have are not listed.
+        """
+        reasons = {}
+        for field in ("label", "saliency"):
+            role = next((r for r in self.ROLES if r.truth == field), None)
+            if role is None:
+                reasons[field] = f"the {self.KIND} layout has no {field} ground truth"
+            elif role.key in self.absent:
+                reasons[field] = self.absent[role.key]
+        return reasons
 
     # ------------------------------------------------------------- subclass hooks
 
@@ -277,12 +305,28 @@ class DatasetReader(Sequence[Sample]):
                     )
         return found
 
-    def _list_folder(self, folder: Path) -> dict[str, Path]:
-        """Image files of a folder by stem; two files with one stem are a problem, never a guess."""
+    def _list_folder(self, key: str, folder: Path) -> dict[str, Path]:
+        """Image files of a folder by stem; two files with one stem are a problem, never a guess.
+
+        Other files are listed in ``ignored`` with the reason, never dropped silently.
+        """
         by_stem: dict[str, list[Path]] = {}
         for path in sorted(folder.iterdir()):
-            if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES:
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            if path.suffix.lower() in IMAGE_SUFFIXES:
                 by_stem.setdefault(path.stem, []).append(path)
+            else:
+                why = (
+                    f"suffix {path.suffix or '(none)'!r} is not an image format the readers read "
+                    f"({', '.join(sorted(IMAGE_SUFFIXES))})"
+                )
+                self.ignored.append((str(path), why))
+                self._ignored_stems.setdefault(key, {})[path.stem] = path
+        ignored = self._ignored_stems.get(key, {})
+        if ignored:
+            suffixes = sorted({p.suffix or "(none)" for p in ignored.values()})
+            _log.warning("%s: %d files ignored (suffixes %s)", folder, len(ignored), ", ".join(suffixes))
         listing: dict[str, Path] = {}
         for stem, paths in by_stem.items():
             if len(paths) > 1:
@@ -326,10 +370,12 @@ class DatasetReader(Sequence[Sample]):
             missing = [key for key in listings if key not in files]
             if missing:
                 have = next(iter(files.values()))
+                skipped_file = self._ignored_stems.get(missing[0], {}).get(stem)
+                hint = f" ({skipped_file.name} is there, but its suffix is not read)" if skipped_file else ""
                 self._problem(
                     have,
                     f"missing partner: no {missing[0]} file {self.folders[missing[0]]}/{stem}.* "
-                    f"for this {next(iter(files))} file",
+                    f"for this {next(iter(files))} file{hint}",
                 )
                 continue
             scenes.append(files)

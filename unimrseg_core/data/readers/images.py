@@ -3,7 +3,7 @@
 Two steps, so that a reader can pair and check a whole dataset cheaply when it opens
 and decode pixels only when a sample is asked for:
 
-- :func:`read_header` parses just the header (PNG, JPEG and BMP by their magic bytes,
+- :func:`read_header` parses just the header (PNG, JPEG, BMP and PNM by their magic bytes,
   not the file suffix, because real datasets contain mis-named files; anything else
   is decoded with OpenCV once) and fails on garbage or empty files;
 - :func:`read_image` decodes with ``cv2.IMREAD_UNCHANGED`` (keeps 16-bit depth and
@@ -28,6 +28,7 @@ from unimrseg_core.data.readers.errors import DatasetError
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageHeader",
+    "channels_equal",
     "read_header",
     "read_image",
     "read_index_image",
@@ -35,13 +36,17 @@ __all__ = [
     "to_rgb",
 ]
 
-IMAGE_SUFFIXES: Final[frozenset[str]] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
-"""File suffixes (lower case) that the readers list as images; other files are ignored."""
+IMAGE_SUFFIXES: Final[frozenset[str]] = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".webp"}
+)
+"""File suffixes (lower case) that the readers list as images (all decoded by OpenCV); other
+files in a modality folder are ignored and listed with the reason (``reader.ignored``)."""
 
 _PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS: Final = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> channels in the file
 _JPEG_SOF: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers
 _JPEG_NO_LENGTH: Final = frozenset({0x00, 0x01, *range(0xD0, 0xD9)})  # stuffing, TEM, RSTn, SOI
+_PNM_CHANNELS: Final = {b"P1": 1, b"P2": 1, b"P3": 3, b"P4": 1, b"P5": 1, b"P6": 3}  # magic -> channels
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,24 @@ def _bmp_header(f: BinaryIO, path: Path) -> ImageHeader:
     return ImageHeader(abs(height), width, None, bits)
 
 
+def _pnm_header(f: BinaryIO, path: Path) -> ImageHeader:
+    """Netpbm (PBM/PGM/PPM): magic, width, height and (but for bitmaps) maxval, as ASCII tokens."""
+    text = f.read(1024)
+    magic = text[:2]
+    tokens: list[bytes] = []
+    for line in text[2:].split(b"\n"):
+        tokens += line.split(b"#", 1)[0].split()
+    needed = 2 if magic in (b"P1", b"P4") else 3
+    if len(tokens) < needed or not all(t.isdigit() for t in tokens[:needed]):
+        raise DatasetError(path, f"corrupt {magic.decode()} header (no width, height and maxval)")
+    width, height = int(tokens[0]), int(tokens[1])
+    maxval = int(tokens[2]) if needed == 3 else 1
+    if width == 0 or height == 0 or not 0 < maxval < 65536:
+        raise DatasetError(path, f"corrupt {magic.decode()} header (size {width}x{height}, maxval {maxval})")
+    bits = 1 if maxval == 1 else 8 if maxval < 256 else 16
+    return ImageHeader(height, width, _PNM_CHANNELS[magic], bits)
+
+
 def read_header(path: str | Path) -> ImageHeader:
     """Size, channels and bit depth of an image without decoding its pixels."""
     path = Path(path)
@@ -131,6 +154,8 @@ def read_header(path: str | Path) -> ImageHeader:
                 return _jpeg_header(f, path)
             if magic[:2] == b"BM":
                 return _bmp_header(f, path)
+            if magic[:2] in _PNM_CHANNELS and magic[2:3].isspace():
+                return _pnm_header(f, path)
     except OSError as e:
         raise DatasetError(path, f"cannot open: {e.strerror or e}") from e
     if not magic:
@@ -189,7 +214,7 @@ def read_index_image(path: str | Path, header: ImageHeader | None = None) -> np.
     else:
         image = read_image(path, header)
     if image.ndim == 3:
-        if not _channels_equal(image[..., :3]):
+        if not channels_equal(image[..., :3]):
             raise DatasetError(path, "colour-coded label image; expected single-channel class indices")
         image = image[..., 0]
     if tuple(image.shape[:2]) != header.size:
@@ -197,7 +222,8 @@ def read_index_image(path: str | Path, header: ImageHeader | None = None) -> np.
     return image
 
 
-def _channels_equal(image: np.ndarray) -> bool:
+def channels_equal(image: np.ndarray) -> bool:
+    """Whether every channel of ``HxWxC`` equals the first: grey stored as colour."""
     first = image[..., 0]
     return all(np.array_equal(first, image[..., c]) for c in range(1, image.shape[2]))
 
@@ -229,7 +255,7 @@ def to_grey(image: np.ndarray, path: str | Path) -> np.ndarray:
         raise DatasetError(path, f"expected a grey image, got shape {image.shape}")
     if image.shape[2] <= 2:  # grey (+ alpha)
         return np.ascontiguousarray(image[:, :, 0])
-    if _channels_equal(image[:, :, :3]):
+    if channels_equal(image[:, :, :3]):
         return np.ascontiguousarray(image[:, :, 0])
     code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
     return cv2.cvtColor(image, code)

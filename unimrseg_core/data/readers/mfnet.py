@@ -28,7 +28,7 @@ class MFNetReader(DatasetReader):
     """MFNet: RGB + thermal from one RGBA-style PNG, semantic labels through a class map."""
 
     KIND = "mfnet"
-    ROLES = (Role("image", ("images",)), Role("label", ("labels",), required=False))
+    ROLES = (Role("image", ("images",)), Role("label", ("labels",), required=False, truth="label"))
     OPTION_SECTIONS = ("classmap", "thermal")
 
     def _check_header(self, key: str, header: ImageHeader) -> str | None:

@@ -31,7 +31,7 @@ class NYUDv2Reader(DatasetReader):
     ROLES = (
         Role("rgb", ("image", "images", "rgb")),
         Role("depth", ("depth", "depths")),
-        Role("label", ("label40", "labels40", "label", "labels"), required=False),
+        Role("label", ("label40", "labels40", "label", "labels"), required=False, truth="label"),
     )
     OPTION_SECTIONS = ("classmap", "depth")
 

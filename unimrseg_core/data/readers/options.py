@@ -1,7 +1,9 @@
 """Per-dataset conversion options (8-bit depth / thermal visualisations -> metres / kelvin).
 
-The defaults live in ``config/datasets.yaml`` (one section per reader kind); a user's
-``config=`` (a YAML file with the same keys, or a mapping) is merged over them, so a
+The defaults live in ``config/datasets.yaml`` (one section per reader kind; the 8-bit
+thermal range is :data:`~unimrseg_core.data.stored_units.THERMAL_8BIT_RANGE_K`); a user's
+``config=`` (a YAML file with the same keys, or a mapping, e.g.
+``StoredUnits.reader_config()`` from the command line's flags) is merged over them, so a
 dataset whose depth is stored the other way round needs one line, not code.
 Unknown keys are errors naming the file and key, so a typo never falls back to a
 default silently.
@@ -20,6 +22,7 @@ import numpy as np
 import yaml
 
 from unimrseg_core.data.readers.errors import DatasetError
+from unimrseg_core.data.stored_units import THERMAL_8BIT_RANGE_K
 
 __all__ = [
     "DATASETS_FILE",
@@ -34,6 +37,7 @@ __all__ = [
 DATASETS_FILE: Final[str] = "datasets.yaml"
 _PACKAGE: Final[str] = "unimrseg_ros"
 _USER: Final[str] = "<config argument>"
+_THERMAL_DEFAULT: Final[str] = "unimrseg_core.data.stored_units.THERMAL_8BIT_RANGE_K"
 
 
 def config_dir() -> Path:
@@ -163,37 +167,68 @@ class DepthOptions:
 
 @dataclass(frozen=True)
 class ThermalOptions:
-    """How an 8-bit thermal visualisation becomes kelvin: grey 0..255 -> ``low_k..high_k``.
+    """How stored thermal becomes kelvin: a linear map of the stored range onto ``low_k..high_k``.
 
-    The cameras' automatic gain changes this range from frame to frame, so the
-    result is only RELATIVE temperature in a plausible band, not a measurement.
+    8-bit grey 0..255 maps onto ``low_k..high_k`` (default
+    :data:`~unimrseg_core.data.stored_units.THERMAL_8BIT_RANGE_K`, the one range every
+    reader and ``unimrseg infer`` use). The cameras' automatic gain changes the true
+    range from frame to frame, so the result is only RELATIVE temperature in a plausible
+    band, not a measurement. 16-bit counts 0..65535 map onto ``low_k_16bit..high_k_16bit``
+    only when a user gives that range (``--thermal-range``): radiometric counts are
+    camera-specific and have no safe default.
     """
 
     low_k: float
     high_k: float
+    low_k_16bit: float | None = None
+    high_k_16bit: float | None = None
 
-    KEYS: ClassVar[tuple[str, ...]] = ("low_k", "high_k")
+    KEYS: ClassVar[tuple[str, ...]] = ("low_k", "high_k", "low_k_16bit", "high_k_16bit")
 
     @classmethod
     def from_mapping(cls, section: Any, source: str, where: str = "thermal") -> ThermalOptions:
-        section = _check_keys(section, cls.KEYS, source, where, complete=True)
-        options = cls(**{key: _number(section, key, source, where) for key in cls.KEYS})
-        if not 0.0 < options.low_k < options.high_k:
-            raise DatasetError(
-                source, f"{where}: need 0 < low_k < high_k, got {options.low_k}, {options.high_k}"
-            )
+        section = _check_keys(section, cls.KEYS, source, where)
+        missing = [key for key in ("low_k", "high_k") if key not in section]
+        if missing:
+            raise DatasetError(source, f"{where}.{missing[0]}: missing key")
+        values = {key: _number(section, key, source, where) for key in cls.KEYS if key in section}
+        if ("low_k_16bit" in values) != ("high_k_16bit" in values):
+            raise DatasetError(source, f"{where}: low_k_16bit and high_k_16bit go together")
+        options = cls(**values)
+        for low, high, suffix in (
+            (options.low_k, options.high_k, ""),
+            (options.low_k_16bit, options.high_k_16bit, "_16bit"),
+        ):
+            if low is not None and high is not None and not 0.0 < low < high:
+                raise DatasetError(
+                    source, f"{where}: need 0 < low_k{suffix} < high_k{suffix}, got {low}, {high}"
+                )
         return options
 
+    @property
+    def reads_16bit(self) -> bool:
+        """Whether a 16-bit range was given (else 16-bit thermal files are refused)."""
+        return self.low_k_16bit is not None and self.high_k_16bit is not None
+
     def to_kelvin(self, raw: np.ndarray, path: str | Path) -> np.ndarray:
-        """8-bit grey -> ``HxW`` float32 kelvin."""
-        if raw.dtype != np.uint8:
-            raise DatasetError(
-                path,
-                f"thermal must be an 8-bit visualisation, got {raw.dtype} (radiometric "
-                "16-bit counts need a camera-specific conversion)",
+        """8-bit grey (or 16-bit counts, with their range) -> ``HxW`` float32 kelvin."""
+        if raw.dtype == np.uint8:
+            low, high, top = self.low_k, self.high_k, 255.0
+        elif raw.dtype == np.uint16 and self.low_k_16bit is not None and self.high_k_16bit is not None:
+            low, high, top = self.low_k_16bit, self.high_k_16bit, 65535.0
+        else:
+            raise DatasetError(path, self.refusal(raw.dtype.itemsize * 8))
+        scale = np.float32((high - low) / top)
+        return (np.float32(low) + raw.astype(np.float32) * scale).astype(np.float32, copy=False)
+
+    def refusal(self, bits: int | None) -> str:
+        """Why thermal of ``bits`` per value cannot be read with these options."""
+        if bits == 16:
+            return (
+                "16-bit thermal needs its range: pass --thermal-range LOW:HIGH (kelvin at 0 and "
+                "65535), or thermal.low_k_16bit / high_k_16bit in the config"
             )
-        scale = np.float32((self.high_k - self.low_k) / 255.0)
-        return (np.float32(self.low_k) + raw.astype(np.float32) * scale).astype(np.float32, copy=False)
+        return f"thermal must be 8-bit (or 16-bit with --thermal-range), got {bits}-bit"
 
 
 @dataclass(frozen=True)
@@ -233,8 +268,13 @@ def load_options(
     all_defaults = load_yaml(defaults_file) or {}
     if not isinstance(all_defaults, Mapping) or kind not in all_defaults:
         raise DatasetError(defaults_file, f"no section {kind!r}")
-    layers = [_layer(all_defaults[kind], str(defaults_file), defaults_file.parent, sections, kind)]
-    sources = [str(defaults_file)]
+    layers: list[dict[str, Any]] = []
+    sources: list[str] = []
+    if "thermal" in sections:  # the one 8-bit thermal range, unless a layer below overrides it
+        layers.append({"thermal": dict(zip(("low_k", "high_k"), THERMAL_8BIT_RANGE_K, strict=True))})
+        sources.append(_THERMAL_DEFAULT)
+    layers.append(_layer(all_defaults[kind], str(defaults_file), defaults_file.parent, sections, kind))
+    sources.append(str(defaults_file))
     if isinstance(config, str | Path):
         path = Path(config)
         layers.append(_layer(load_yaml(path), str(path), path.parent, sections, "config"))

@@ -40,7 +40,9 @@ class SodReader(DatasetReader):
 
     def _check_header(self, key: str, header: ImageHeader) -> str | None:
         if key == "thermal" and header.bit_depth not in (None, 8):
-            return f"thermal must be an 8-bit visualisation, got {header.bit_depth}-bit"
+            if header.bit_depth == 16 and self.thermal_options.reads_16bit:
+                return None
+            return self.thermal_options.refusal(header.bit_depth)
         if key in ("rgb", "depth", "gt") and header.bit_depth not in (None, 1, 8, 16):
             return f"unsupported bit depth {header.bit_depth}"
         return None
@@ -72,7 +74,7 @@ class RgbdSodReader(SodReader):
     ROLES = (
         Role("rgb", RGB_FOLDERS),
         Role("depth", ("depth", "depths")),
-        Role("gt", GT_FOLDERS, required=False),
+        Role("gt", GT_FOLDERS, required=False, truth="saliency"),
     )
     OPTION_SECTIONS = ("depth",)
 
@@ -85,6 +87,6 @@ class RgbtSodReader(SodReader):
     ROLES = (
         Role("rgb", RGB_FOLDERS),
         Role("thermal", ("t", "thermal")),
-        Role("gt", GT_FOLDERS, required=False),
+        Role("gt", GT_FOLDERS, required=False, truth="saliency"),
     )
     OPTION_SECTIONS = ("thermal",)
