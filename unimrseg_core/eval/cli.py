@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from unimrseg_core.cli_types import non_negative_int, positive_int
+from unimrseg_core.data.stored_units import StoredUnits, add_arguments
 from unimrseg_core.eval.formats import DATASET_FORMATS
 
 __all__ = ["add_parser", "run"]
@@ -41,6 +42,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="a real dataset root instead of the procedural test split")
     p.add_argument("--format", choices=DATASET_FORMATS, help="layout of --data")
     p.add_argument("--split", help="split of --data (default: test if the dataset has one, else all)")
+    add_arguments(p, applies_to="--data")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
     p.add_argument(
         "--backend",
@@ -79,6 +81,17 @@ def _print_table(result: dict[str, Any]) -> None:
         f"complete ({s['complete_combination']}) mIoU {cell(s['complete_miou'])}, "
         f"mean over combinations {cell(s['mean_miou'])} (min {cell(s['min_miou'])})"
     )
+    _print_notes(result["data"])
+
+
+def _print_notes(data: dict[str, Any]) -> None:
+    """Why some scores are "-", and the files of a real dataset that were not read."""
+    for metrics, why in data.get("unscored", {}).items():
+        print(f"{metrics}: - because {why}")
+    ignored = data.get("ignored", [])
+    if ignored:
+        more = f" (and {len(ignored) - 1} more: the JSON's data.ignored)" if len(ignored) > 1 else ""
+        print(f"ignored {len(ignored)} file(s) in the dataset's folders: {ignored[0]}{more}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--data and --format go together")
     if args.split is not None and args.data is None:
         return _fail("--split applies to --data only")
+    units = StoredUnits.from_args(args)
+    if units.given and args.data is None:
+        return _fail(f"{', '.join(units.given)}: for --data only (the procedural split is in sensor units)")
 
     import torch
 
@@ -108,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             samples = held_out_split(size, args.scenes or TEST_SCENES)
         else:
             split = args.split if args.split is not None else default_split(args.data)
-            samples = load_real(args.format, args.data, size, split=split, limit=args.scenes)
+            samples = load_real(args.format, args.data, size, split=split, limit=args.scenes, units=units)
     except (ValueError, KeyError, OSError) as exc:  # CheckpointError and DatasetError are ValueErrors
         return _fail(str(exc))
 

@@ -7,25 +7,32 @@ large test set never has to fit in memory and generation overlaps nothing else.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Final, overload
 
 import cv2
 
 from unimrseg_core.data.generator import SceneGenerator
-from unimrseg_core.data.readers import open_dataset
+from unimrseg_core.data.readers import READERS, DatasetReader, open_dataset
 from unimrseg_core.data.sample import ARRAYS, Sample
 from unimrseg_core.data.splits import TEST_SCENES, TEST_SEED
+from unimrseg_core.data.stored_units import StoredUnits
 from unimrseg_core.eval.formats import DATASET_FORMATS
 
 __all__ = [
     "CONDITION_CYCLE",
+    "UNSCORED_METRICS",
     "LazySamples",
     "default_split",
     "held_out_split",
     "load_real",
     "resize_sample",
+    "unscored",
 ]
+
+UNSCORED_METRICS: Final[dict[str, str]] = {"label": "mIoU", "saliency": "S-measure, max F, mean E, MAE"}
+"""Ground truth kind -> the metrics that are "-" without it."""
 
 CONDITION_CYCLE: Final[tuple[tuple[str, ...], ...]] = (
     ("day",),
@@ -109,6 +116,21 @@ def default_split(root: str | Path) -> str | None:
     return "test" if has_dir else None
 
 
+def _check_units(units: StoredUnits, kind: str, fmt: str) -> None:
+    """Refuse a stored-units flag for a modality the format does not have."""
+    sections = READERS[kind].OPTION_SECTIONS
+    if units.depth_given and "depth" not in sections:
+        flags = [f for f in units.given if f.startswith("--depth")]
+        raise ValueError(f"{', '.join(flags)}: {fmt} has no depth")
+    if units.thermal_range_k is not None and "thermal" not in sections:
+        raise ValueError(f"--thermal-range: {fmt} has no thermal")
+
+
+def unscored(reader: DatasetReader) -> dict[str, str]:
+    """Metrics that will be "-" on this dataset -> why (the ground truth it lacks, and where it looked)."""
+    return {UNSCORED_METRICS[field]: why for field, why in reader.missing_truth().items()}
+
+
 def load_real(
     fmt: str,
     root: str | Path,
@@ -116,21 +138,37 @@ def load_real(
     *,
     split: str | None = None,
     limit: int | None = None,
+    units: StoredUnits | None = None,
 ) -> LazySamples:
     """A real dataset (``fmt``: a key of :data:`DATASET_FORMATS`) via ``open_dataset``, resized to ``size``.
 
-    Scores are then computed at the model's input size. ``limit`` keeps the first N scenes.
+    Scores are then computed at the model's input size. ``limit`` keeps the first N scenes;
+    ``units`` (the ``--depth-polarity`` / ``--depth-scale`` / ``--thermal-range`` flags) are
+    merged over the dataset's default options. ``info`` records the options used, the
+    files ignored and why metrics without ground truth are "-".
     """
     if fmt not in DATASET_FORMATS:
         raise ValueError(f"unknown dataset format {fmt!r}; valid: {', '.join(DATASET_FORMATS)}")
-    reader = open_dataset(DATASET_FORMATS[fmt], root, split=split)
+    kind = DATASET_FORMATS[fmt]
+    units = units or StoredUnits()
+    _check_units(units, kind, fmt)
+    reader = open_dataset(kind, root, split=split, config=units.reader_config())
+    options = reader.options
     info = {
         "source": fmt,
-        "reader": DATASET_FORMATS[fmt],
+        "reader": kind,
         "root": str(root),
         "split": split,
         "size": list(size),
         "skipped": len(reader.skipped),
+        "ignored": [f"{path}: {why}" for path, why in reader.ignored],
+        "stored_units": units.as_json(),
+        "options": {
+            name: asdict(section)
+            for name in ("depth", "thermal")
+            if (section := getattr(options, name)) is not None
+        },
+        "unscored": unscored(reader),
         "note": "every sample resized to the model input size and scored there",
     }
     count = len(reader) if limit is None else min(limit, len(reader))
