@@ -8,7 +8,15 @@ feed the node with it; it also shows the node working on a machine without camer
 Run one process per camera, as real drivers are: ``--modality rgb`` publishes
 ``rgb/image`` (rgb8), ``depth`` ``depth/image`` (16UC1 millimetres), ``thermal``
 ``thermal/image`` (mono16 counts, 0.01 K each), the names of :mod:`unimrseg_core.topics`,
-at ``--rate`` Hz with one frame_id per camera. Ticks fall on multiples of the period of the
+at ``--rate`` Hz with one frame_id per camera.
+
+``--transport`` publishes sensor_msgs/CompressedImage instead, as image_transport's plugins
+do (``compressed_msg.encode_compressed`` lays them out): ``compressed`` on
+``<modality>/image/compressed`` (rgb as JPEG ``"rgb8; jpeg compressed bgr8"``, quality 95 as
+the plugin's default; depth and thermal as 16-bit PNG ``"16UC1; png compressed "`` /
+``"mono16; png compressed "``), ``compressedDepth`` on ``<modality>/image/compressedDepth``
+(depth and thermal: the 12-byte ConfigHeader, then a 16UC1 PNG). Each scene is encoded once
+at start. Ticks fall on multiples of the period of the
 wall clock and the stamp is the tick's time, as hardware-triggered cameras would have, so
 the three processes give the same stamp to the same instant and the same scene:
 ``scene = tick % --scenes`` of ``SceneGenerator(size, seed).sample(scene, ["day"])``,
@@ -24,7 +32,8 @@ Faults are switched by commands on stdin, one per line:
     freeze            re-send the last message (same stamp, same content)
     black             rgb: an all-zero image
     holes             depth: 95 % of the pixels 0 (no return)
-    malformed         after every good message, one malformed one (cycling through kinds)
+    malformed         after every good message, one malformed one (cycling through kinds;
+                      with --transport, CompressedImages: an unknown format, a damaged payload)
     normal            good messages again
     quit              (end of stdin does not stop it; --duration, SIGINT or SIGTERM do)
 
@@ -50,9 +59,10 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from unimrseg_core import topics
+from unimrseg_core.compressed_msg import encode_compressed
 from unimrseg_core.data.generator import SceneGenerator
 from unimrseg_core.image_msg import fill_msg
 from unimrseg_core.modalities import MODALITIES
@@ -69,7 +79,13 @@ MALFORMED: Final = (
     "too_many_pixels",
     "wrong_encoding",
 )
+OWN_FAULT: Final = {"rgb": "black", "depth": "holes"}
+"""The image faults a camera can show (stdin commands ``black``, ``holes``)."""
+MALFORMED_COMPRESSED: Final = ("unknown_format", "bad_compressed")
+"""The malformed CompressedImages of ``--transport compressed|compressedDepth``."""
+TRANSPORT_CHOICES: Final = tuple(dict.fromkeys(t for ts in topics.TRANSPORTS.values() for t in ts))
 _NS: Final = 1_000_000_000
+Message = Image | CompressedImage
 
 
 def frame_id(modality: str) -> str:
@@ -100,17 +116,35 @@ def malformed(kind: str) -> Image:
     return msg
 
 
-def _copy(msg: Image) -> Image:
+def malformed_compressed(kind: str) -> CompressedImage:
+    """A CompressedImage the node must reject: a format no plugin writes, or a cut JPEG."""
+    if kind == "unknown_format":
+        return CompressedImage(format="rgb8; webp compressed bgr8", data=bytes(64))
+    if kind == "bad_compressed":  # a JPEG start-of-image marker, then nothing of an image
+        return CompressedImage(format="rgb8; jpeg compressed bgr8", data=b"\xff\xd8\xff\xe0" + bytes(60))
+    raise ValueError(f"unknown malformed CompressedImage kind {kind!r}")
+
+
+def compressed_message(image: np.ndarray, modality: str, transport: str) -> CompressedImage:
+    """``image`` (sensor units) as the image_transport plugin of ``transport`` publishes it."""
+    fmt, data = encode_compressed(image, modality, transport)
+    return CompressedImage(format=fmt, data=data)
+
+
+def _copy(msg: Message) -> Message:
     """An independent copy (the scene messages are reused with new stamps)."""
-    out = Image(height=msg.height, width=msg.width, encoding=msg.encoding, is_bigendian=msg.is_bigendian)
-    out.step = msg.step
-    out.data = msg.data
+    if isinstance(msg, CompressedImage):
+        out: Message = CompressedImage(format=msg.format, data=msg.data)
+    else:
+        out = Image(height=msg.height, width=msg.width, encoding=msg.encoding, is_bigendian=msg.is_bigendian)
+        out.step = msg.step
+        out.data = msg.data
     out.header.stamp.sec, out.header.stamp.nanosec = msg.header.stamp.sec, msg.header.stamp.nanosec
     out.header.frame_id = msg.header.frame_id
     return out
 
 
-def _stamp_ns(msg: Image) -> int:
+def _stamp_ns(msg: Message) -> int:
     return msg.header.stamp.sec * _NS + msg.header.stamp.nanosec
 
 
@@ -125,39 +159,50 @@ class SimCamera(Node):
         seed: int = 11,
         scenes: int = 4,
         reliability: str = "reliable",
+        transport: str = "raw",
         **kwargs: Any,
     ) -> None:
+        self.topic = topics.input_topic(modality, transport)  # ValueError for a transport it lacks
         super().__init__(f"unimrseg_sim_{modality}", **kwargs)
         self.modality = modality
+        self.transport = transport
+        self.own_fault = OWN_FAULT.get(modality)
         generator = SceneGenerator(size, seed=seed)
         rng = np.random.default_rng(seed)
-        self.scenes: list[Image] = []
-        self.variants: list[dict[str, Image]] = []
+        self.scenes: list[Message] = []
+        self.variants: list[dict[str, Message]] = []
         for i in range(scenes):
             sample = generator.sample(i, ["day"])
-            self.scenes.append(
-                fill_msg(Image(), getattr(sample, modality), ENCODING[modality], modality=modality)
-            )
             holes = sample.depth.copy()
             holes[rng.random(holes.shape) < 0.95] = 0.0
+            self.scenes.append(self._encode(getattr(sample, modality)))
+            faulted = {"black": np.zeros_like(sample.rgb), "holes": holes}
             self.variants.append(
-                {
-                    "black": fill_msg(Image(), np.zeros_like(sample.rgb), "rgb8", modality="rgb"),
-                    "holes": fill_msg(Image(), holes, "16UC1", modality="depth"),
-                }
+                {self.own_fault: self._encode(faulted[self.own_fault])} if self.own_fault else {}
             )
-        self.malformed = [(kind, malformed(kind)) for kind in MALFORMED]
+        self.malformed: list[tuple[str, Message]] = (
+            [(kind, malformed(kind)) for kind in MALFORMED]
+            if transport == "raw"
+            else [(kind, malformed_compressed(kind)) for kind in MALFORMED_COMPRESSED]
+        )
         self.qos = QoSProfile(depth=5, reliability=ReliabilityPolicy[reliability.upper()])
         self.pub: Any = self._publisher()
         self.mode = "normal"
-        self.last: Image | None = None  # the last published (a reused object)
-        self.frozen: Image | None = None  # a copy, re-sent while frozen
+        self.last: Message | None = None  # the last published (a reused object)
+        self.frozen: Message | None = None  # a copy, re-sent while frozen
         self.last_publish_ns: int | None = None
-        self.malformed_sent = dict.fromkeys(MALFORMED, 0)
+        self.malformed_sent = dict.fromkeys((kind for kind, _ in self.malformed), 0)
         self.malformed_index = 0
 
+    def _encode(self, image: np.ndarray) -> Message:
+        """An image of this camera's modality (sensor units) as this camera publishes it."""
+        if self.transport != "raw":
+            return compressed_message(image, self.modality, self.transport)
+        return fill_msg(Image(), image, ENCODING[self.modality], modality=self.modality)
+
     def _publisher(self) -> Any:
-        return self.create_publisher(Image, topics.INPUTS[self.modality], self.qos)
+        kind = Image if self.transport == "raw" else CompressedImage
+        return self.create_publisher(kind, self.topic, self.qos)
 
     def command(self, line: str) -> dict[str, Any]:
         """Apply one stdin command; the event says what happened (and when the publisher went)."""
@@ -169,13 +214,15 @@ class SimCamera(Node):
             event["last_publish_ns"] = self.last_publish_ns
         elif verb == "start" and self.pub is None:
             self.pub = self._publisher()
+        elif verb in ("black", "holes") and verb != self.own_fault:
+            event["ignored"] = f"{verb} is a fault of another camera (black: rgb, holes: depth)"
         elif verb in ("freeze", "black", "holes", "malformed", "normal"):
             self.mode = verb
             self.frozen = _copy(self.last) if verb == "freeze" and self.last is not None else None
         event["malformed_sent"] = dict(self.malformed_sent)
         return event
 
-    def _message(self, scene: int, stamp_ns: int) -> Image:
+    def _message(self, scene: int, stamp_ns: int) -> Message:
         if self.mode == "freeze" and self.frozen is not None:
             return self.frozen  # the same stamp and content again
         msg = self.variants[scene][self.mode] if self.mode in ("black", "holes") else self.scenes[scene]
@@ -204,6 +251,7 @@ class SimCamera(Node):
             "scene": scene,
             "modality": self.modality,
             "mode": self.mode,
+            "transport": self.transport,
         }
 
 
@@ -220,6 +268,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--scenes", type=int, default=4, help="scenes cycled through")
     parser.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     parser.add_argument("--reliability", choices=["reliable", "best_effort"], default="reliable")
+    parser.add_argument(
+        "--transport",
+        choices=TRANSPORT_CHOICES,
+        default="raw",
+        help="raw: sensor_msgs/Image; compressed (any camera) or compressedDepth (depth, thermal): "
+        "sensor_msgs/CompressedImage on <modality>/image/<transport>, as image_transport's plugins",
+    )
     parser.add_argument("--duration", type=float, default=600.0, help="seconds before exiting on its own")
     return parser
 
@@ -271,7 +326,12 @@ def _writer(events: TextIO) -> Callable[[dict[str, Any] | None], None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one camera until ``--duration``, ``quit``, SIGINT or SIGTERM; exit 0."""
     argv = list(sys.argv if argv is None else argv)
-    args = _parser().parse_args(remove_ros_args(argv)[1:])
+    parser = _parser()
+    args = parser.parse_args(remove_ros_args(argv)[1:])
+    if args.transport not in topics.TRANSPORTS[args.modality]:
+        parser.error(
+            f"--transport {args.transport}: {args.modality} has {', '.join(topics.TRANSPORTS[args.modality])}"
+        )
     rclpy.init(args=argv)
     camera = SimCamera(
         args.modality,
@@ -279,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         scenes=args.scenes,
         reliability=args.reliability,
+        transport=args.transport,
     )
     with args.events.open("a", encoding="utf-8") as events:
         emit = _writer(events)
