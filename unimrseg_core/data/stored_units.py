@@ -168,7 +168,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, applies_to: str) -> None:
     ``applies_to`` names what they describe in the help (``--data``, "the input files").
     """
     group = parser.add_argument_group(
-        "stored units", f"how {applies_to} stores depth and thermal (default: the source's own)"
+        "stored units", f"how depth and thermal are stored in {applies_to} (default: the source's own)"
     )
     group.add_argument(
         "--depth-polarity",

@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 def add_parser(groups: Any) -> None:
     from unimrseg_core.cli_types import parse_size
+    from unimrseg_core.data.stored_units import add_arguments as add_stored_units
     from unimrseg_core.runtime.options import BACKENDS, ENGINE_PRECISIONS, BackendOptions, default_cache_dir
 
     size_help = "network HEIGHTxWIDTH, multiples of 16 (default: the model's trained size)"
@@ -83,9 +84,18 @@ def add_parser(groups: Any) -> None:
 
     infer = groups.add_parser("infer", help="segment image files outside ROS; writes the masks as PNG")
     for modality, what in (
-        ("rgb", "colour image (8-bit)"),
-        ("depth", "depth: 16-bit PNG in millimetres, or float32 metres (.npy/.tiff)"),
-        ("thermal", "thermal: 16-bit PNG raw counts, 8-bit, or float32 kelvin (.npy/.tiff)"),
+        ("rgb", "colour image (8-bit; a 4-channel PNG only if its 4th channel is a constant alpha)"),
+        (
+            "depth",
+            "depth: 16-bit PNG (--depth-scale units per metre, default millimetres), float32 metres "
+            "(.npy/.tiff), or 8-bit relative depth with --depth-polarity",
+        ),
+        (
+            "thermal",
+            "thermal: 8-bit grey (1 or 3 equal channels; --thermal-range), 16-bit raw counts, or float32 "
+            "kelvin (.npy/.tiff)",
+        ),
+        ("rgbt", "one 8-bit 4-channel PNG holding R, G, B and thermal (MFNet): gives rgb and thermal"),
     ):
         infer.add_argument(f"--{modality}", type=Path, help=what)
     infer.add_argument("--out", type=Path, required=True, help="directory for the PNGs and result.json")
@@ -94,11 +104,12 @@ def add_parser(groups: Any) -> None:
     infer.add_argument("--onnx", type=Path, help="ONNX model (default: the shipped one)")
     infer.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     infer.add_argument(
-        "--kelvin-per-count", type=float, default=0.01, help="16-bit thermal: K per count (default 0.01)"
+        "--kelvin-per-count",
+        type=float,
+        help="16-bit thermal: K per count (default 0.01)",
     )
-    infer.add_argument(
-        "--offset-kelvin", type=float, default=0.0, help="16-bit thermal: K at count 0 (default 0)"
-    )
+    infer.add_argument("--offset-kelvin", type=float, help="16-bit thermal: K at count 0 (default 0)")
+    add_stored_units(infer, applies_to="the input files")
     infer.add_argument(
         "--cache-dir", type=Path, default=default_cache_dir(), help="engine cache (default %(default)s)"
     )
@@ -185,19 +196,22 @@ def run_engine_build(args: argparse.Namespace) -> int:
 
 
 def run_infer(args: argparse.Namespace) -> int:
+    import sys
+
     import cv2
 
-    from unimrseg_core.image_msg import ThermalMapping
+    from unimrseg_core.data.stored_units import StoredUnits
     from unimrseg_core.modalities import MODALITIES, colorize
-    from unimrseg_core.runtime.image_files import read_modality
+    from unimrseg_core.runtime.image_files import read_inputs, thermal_mapping
     from unimrseg_core.runtime.segmenter import Segmenter
     from unimrseg_core.runtime.selection import BackendOptions, select_backend
 
+    units = StoredUnits.from_args(args)
+    mapping = thermal_mapping(units, kelvin_per_count=args.kelvin_per_count, offset_kelvin=args.offset_kelvin)
     files = {m: getattr(args, m) for m in MODALITIES if getattr(args, m) is not None}
-    if not files:
-        raise ValueError("give at least one of --rgb, --depth, --thermal")
-    mapping = ThermalMapping(kelvin_per_count=args.kelvin_per_count, offset_kelvin=args.offset_kelvin)
-    images = {m: read_modality(path, m, thermal=mapping) for m, path in files.items()}
+    inputs = read_inputs(files, rgbt=args.rgbt, units=units, thermal=mapping)
+    for warning in inputs.warnings:
+        print(f"unimrseg infer: warning: {warning}", file=sys.stderr)
     chosen = select_backend(
         args.backend,
         BackendOptions(
@@ -210,7 +224,7 @@ def run_infer(args: argparse.Namespace) -> int:
     )
     segmenter = Segmenter(chosen.backend)
     start = time.perf_counter()
-    result = segmenter.segment(**images)
+    result = segmenter.segment(**inputs.images)
     seconds = time.perf_counter() - start
     args.out.mkdir(parents=True, exist_ok=True)
     outputs = {
@@ -222,7 +236,9 @@ def run_infer(args: argparse.Namespace) -> int:
         if not cv2.imwrite(str(args.out / name), image):
             raise OSError(f"could not write {args.out / name}")
     summary = {
-        "inputs": {m: str(p) for m, p in files.items()},
+        "inputs": inputs.files,
+        "stored_units": units.as_json(),
+        "warnings": inputs.warnings,
         "used": result.used.name,
         "backend": chosen.backend.name,
         "backend_notes": chosen.notes,
