@@ -30,7 +30,7 @@ LAYERS: Final[tuple[frozenset[str], ...]] = (
     # facts and helpers: none imports anything of the project
     frozenset({"unimrseg_core", "modalities", "cli_types", "cli_plugins", "fingerprint", "trust", "lazy"}),
     # each stands on the facts alone: none of them imports another of this row
-    frozenset({"data", "model", "health", "sync", "faults", "topics", "image_msg"}),
+    frozenset({"data", "model", "health", "sync", "faults", "topics", "image_msg", "registration"}),
     # what the model is for: deploying it, training it (neither knows the other); and
     # CompressedImage decoding, which stands on image_msg
     frozenset({"runtime", "train", "compressed_msg"}),

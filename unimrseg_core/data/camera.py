@@ -1,7 +1,8 @@
 """One pinhole camera shared by all three simulated sensors, so their pixels align.
 
 World frame: X right, Y down (gravity), Z forward; the ground is the plane
-``Y = ground_y`` and the camera's optical centre sits at ``(x, 0, z)``. The camera
+``Y = ground_y`` and the camera's optical centre sits at ``(x, y, z)`` (``y`` is 0 for the
+scene's own camera; a sensor mounted above or below it has its own, see :mod:`.rig`). The camera
 is turned by ``yaw`` about Y and pitched down by ``pitch`` about its X axis.
 For a pixel, the ray ``t * dir`` (t >= 0) has camera-frame depth exactly ``t``
 (the camera-frame ray is ``[(u-cx)/fx, (v-cy)/fy, 1]``), which is what a depth
@@ -31,6 +32,7 @@ class Camera:
     yaw_rad: float = 0.0  # positive turns right
     x_m: float = 0.0
     z_m: float = 0.0
+    y_m: float = 0.0  # optical centre's world Y (down): another sensor of the rig, above (<0) or below
     _dirs: np.ndarray = field(init=False, repr=False, compare=False)
 
     @classmethod
@@ -52,11 +54,12 @@ class Camera:
 
     @property
     def ground_y(self) -> float:
-        return self.mount_height_m
+        """The ground plane's world Y: the camera's own Y plus its height above the ground."""
+        return self.mount_height_m + self.y_m
 
     @property
     def origin(self) -> np.ndarray:
-        return np.array([self.x_m, 0.0, self.z_m], dtype=np.float32)
+        return np.array([self.x_m, self.y_m, self.z_m], dtype=np.float32)
 
     @property
     def dirs(self) -> np.ndarray:
@@ -75,7 +78,7 @@ class Camera:
 
     def world_to_camera(self, points: np.ndarray) -> np.ndarray:
         """``Nx3`` world points -> ``Nx3`` camera-frame points (z = depth)."""
-        p = np.asarray(points, dtype=np.float64) - np.array([self.x_m, 0.0, self.z_m])
+        p = np.asarray(points, dtype=np.float64) - np.array([self.x_m, self.y_m, self.z_m])
         cp, sp = math.cos(self.pitch_rad), math.sin(self.pitch_rad)
         cyw, syw = math.cos(self.yaw_rad), math.sin(self.yaw_rad)
         x1 = p[:, 0] * cyw - p[:, 2] * syw
@@ -106,4 +109,18 @@ class Camera:
             "yaw_deg": round(math.degrees(self.yaw_rad), 6),
             "x_m": round(self.x_m, 6),
             "z_m": round(self.z_m, 6),
+            **({"y_m": round(self.y_m, 6)} if self.y_m else {}),
         }
+
+    def world_from_camera(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(R, t)`` with ``p_world = R @ p_camera + t`` (camera frame: x right, y down, z forward)."""
+        basis = np.eye(3)
+        rotation = np.stack(self.camera_to_world_dir(basis[0], basis[1], basis[2]), axis=0)
+        return rotation.astype(np.float64), np.array([self.x_m, self.y_m, self.z_m], dtype=np.float64)
+
+    def pose_in(self, other: Camera) -> tuple[np.ndarray, np.ndarray]:
+        """``(R, t)`` with ``p_other = R @ p_self + t``: this camera's pose in ``other``'s optical frame
+        (what /tf_static says with ``other`` the parent and this camera the child)."""
+        r_self, t_self = self.world_from_camera()
+        r_other, t_other = other.world_from_camera()
+        return r_other.T @ r_self, r_other.T @ (t_self - t_other)

@@ -12,6 +12,7 @@ import numpy as np
 
 from unimrseg_core.data.conditions import ConditionProbabilities, sample_conditions, validate_conditions
 from unimrseg_core.data.render import render
+from unimrseg_core.data.rig import CameraRig, RigSample, render_rig
 from unimrseg_core.data.saliency import saliency_mask
 from unimrseg_core.data.sample import Sample
 from unimrseg_core.data.scene import Scene, sample_scene
@@ -80,3 +81,21 @@ class SceneGenerator:
                 "ambient_k": round(scene.ambient_k, 3),
             },
         )
+
+    def sample_rig(self, index: int, rig: CameraRig, conditions: Sequence[str] | None = None) -> RigSample:
+        """Scene ``index`` seen by ``rig``: each sensor through its own camera (:mod:`.rig`).
+
+        The scene is the one :meth:`sample` renders; the sensors' noise differs (other sizes).
+        """
+        rng = self.rng(index)
+        scene = self.scene(index, conditions, rng)
+        meta = {
+            "name": f"{index:06d}",
+            "seed": self.seed,
+            "index": int(index),
+            "conditions": list(scene.conditions),
+            "layout": scene.layout,
+            "camera": scene.camera.intrinsics(),
+            "ambient_k": round(scene.ambient_k, 3),
+        }
+        return render_rig(scene, rig, rng, meta=meta)

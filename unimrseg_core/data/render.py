@@ -90,7 +90,7 @@ def _ground(scene: Scene, g: GBuffer) -> None:
     dirs = cam.dirs
     dy = dirs[..., 1]
     with np.errstate(divide="ignore"):
-        t = np.where(dy > 1e-6, cam.ground_y / dy, np.inf).astype(np.float32)
+        t = np.where(dy > 1e-6, cam.mount_height_m / dy, np.inf).astype(np.float32)
     t[t > _FAR] = np.inf
     hit = np.isfinite(t)
     tt = np.where(hit, t, 0)

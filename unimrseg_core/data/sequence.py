@@ -25,6 +25,7 @@ import numpy as np
 from unimrseg_core.data.conditions import validate_conditions
 from unimrseg_core.data.generator import SceneGenerator
 from unimrseg_core.data.render import render
+from unimrseg_core.data.rig import CameraRig, RigSample, render_rig
 from unimrseg_core.data.saliency import saliency_mask
 from unimrseg_core.data.sample import Sample
 from unimrseg_core.data.scene import Scene
@@ -61,6 +62,7 @@ YAW_PERIOD_S: Final = (7.0, 12.0)
 _THINGS = {c.id for c in CLASSES if c.is_thing}
 _FRAME_STREAM: Final = 2  # SeedSequence word separating frame noise from segment draws
 _MOTION_STREAM: Final = 1
+_RIG_STREAM: Final = 3  # a rig's thermal camera has its own width: its column pattern is drawn apart
 
 
 @dataclass(frozen=True)
@@ -98,11 +100,11 @@ class Motion:
 
 @dataclass(frozen=True)
 class Frame:
-    """Frame ``index`` of a sequence: its time from the start and the aligned images."""
+    """Frame ``index`` of a sequence: its time from the start and the images (aligned, or a rig's)."""
 
     index: int
     t_s: float
-    sample: Sample
+    sample: Sample | RigSample
 
 
 def free_corridor(
@@ -168,7 +170,9 @@ class SequenceGenerator:
         rate_hz: float = 10.0,
         segment_s: float = 20.0,
         conditions: Sequence[Sequence[str]] = DEFAULT_CONDITIONS,
+        rig: CameraRig | None = None,
     ) -> None:
+        """``rig``: render each sensor through its own camera (:mod:`.rig`); None: one shared pinhole."""
         if not (math.isfinite(rate_hz) and rate_hz > 0):
             raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
         if not (math.isfinite(segment_s) and segment_s > 0):
@@ -181,6 +185,7 @@ class SequenceGenerator:
         self.rate_hz = float(rate_hz)
         self.segment_s = float(segment_s)
         self.conditions = tuple(validate_conditions(c) for c in conditions)
+        self.rig = rig
         self._segments: dict[int, Segment] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # worker processes rebuild their own segments
@@ -255,29 +260,53 @@ class SequenceGenerator:
         seg = self.segment(number)
         scene = self.scene_at(index)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, number, _FRAME_STREAM, index]))
-        ideal = render(scene)
         t_s = self.frame_time(index)
         pose = self.pose(index)
+        meta = {
+            "name": f"{index:06d}",
+            "seed": self.seed,
+            "frame": index,
+            "t_s": t_s,
+            "segment": number,
+            "conditions": list(scene.conditions),
+            "layout": scene.layout,
+            "camera": scene.camera.intrinsics(),
+            "pose": {"x_m": pose.x_m, "z_m": pose.z_m, "yaw_rad": pose.yaw_rad},
+            "ambient_k": round(scene.ambient_k, 3),
+        }
+        if self.rig is not None:
+            return Frame(index, t_s, self._rig_sample(self.rig, number, seg, scene, rng, meta))
+        ideal = render(scene)
         sample = Sample(
             rgb=rgb_camera(scene, ideal, rng),
             depth=depth_sensor(scene, ideal, rng, max_range_m=seg.depth_range_m),
             thermal=thermal_camera(scene, ideal, rng, column_offsets_k=seg.column_offsets_k),
             label=ideal.gbuf.cls.copy(),
             saliency=saliency_mask(ideal.gbuf.inst, scene.instance_class, _THINGS),
-            meta={
-                "name": f"{index:06d}",
-                "seed": self.seed,
-                "frame": index,
-                "t_s": t_s,
-                "segment": number,
-                "conditions": list(scene.conditions),
-                "layout": scene.layout,
-                "camera": scene.camera.intrinsics(),
-                "pose": {"x_m": pose.x_m, "z_m": pose.z_m, "yaw_rad": pose.yaw_rad},
-                "ambient_k": round(scene.ambient_k, 3),
-            },
+            meta=meta,
         )
         return Frame(index, t_s, sample)
+
+    def _rig_sample(
+        self,
+        rig: CameraRig,
+        number: int,
+        seg: Segment,
+        scene: Scene,
+        rng: np.random.Generator,
+        meta: dict[str, Any],
+    ) -> RigSample:
+        """The frame through the rig's cameras; the thermal column pattern fits its own width."""
+        width = rig.cameras(scene.camera)["thermal"].width
+        columns = np.random.default_rng(np.random.SeedSequence([self.seed, number, _RIG_STREAM]))
+        return render_rig(
+            scene,
+            rig,
+            rng,
+            depth_range_m=seg.depth_range_m,
+            column_offsets_k=thermal_column_offsets(columns, width),
+            meta=meta,
+        )
 
     def frames(self, start: int, stop: int, *, workers: int = 1) -> Iterator[Frame]:
         """Frames ``start .. stop - 1`` in order; ``workers`` > 1 renders them in a process pool."""
