@@ -116,6 +116,15 @@ def _add_eval(bag_cmds: argparse._SubParsersAction) -> None:
         "ground_truth/saliency, faults/timeline, faults/events)",
     )
     ev.add_argument(
+        "--transport",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="MODALITY=TRANSPORT",
+        help="which recorded transport of a camera to read when the bag has several (raw, compressed, "
+        "compressedDepth; default raw, else the CompressedImage topic the bag has, detected by type)",
+    )
+    ev.add_argument(
         "--window",
         type=positive_float,
         default=None,
@@ -244,11 +253,12 @@ def run_eval(args: argparse.Namespace) -> int:
             return 2
         return int(args.run_live(args))
     from unimrseg_core.bags.evaluate import DEFAULT_WINDOW_S, evaluate_bag
-    from unimrseg_core.bags.read import parse_remap
+    from unimrseg_core.bags.read import parse_remap, parse_transports
     from unimrseg_core.faults import FaultSchedule
     from unimrseg_core.runtime.selection import BackendOptions
 
     remap = parse_remap(args.remap)
+    transports = parse_transports(args.transport)
     schedule = FaultSchedule.load(args.faults) if args.faults else None
     options = BackendOptions(
         checkpoint=args.checkpoint, onnx=args.onnx, device=args.device, threads=args.threads or None
@@ -258,6 +268,7 @@ def run_eval(args: argparse.Namespace) -> int:
         backend=args.backend,
         options=options,
         remap=remap,
+        transports=transports,
         window_s=DEFAULT_WINDOW_S if args.window is None else args.window,
         faults=schedule,
         progress=not args.quiet,

@@ -3,8 +3,10 @@
 The offline half of ``unimrseg bag eval``. Every message of the bag is taken in
 recorded time order, and the bag's record time stands in for the node's clock:
 
-1. a camera image is decoded (:func:`unimrseg_core.image_msg.decode`, the node's
-   decoder; a malformed one is counted and dropped, as the node does) and given to
+1. a camera image is decoded (:func:`unimrseg_core.image_msg.decode`, or
+   :func:`unimrseg_core.compressed_msg.decode_compressed` for a camera recorded as
+   CompressedImage: the node's decoders; a malformed one is counted with its reason and
+   dropped, as the node does) and given to
    :class:`~unimrseg_core.pipeline.FramePipeline` with its header stamp and record
    time: the health monitor checks it, the frame assembler may emit frames;
 2. between messages, the pipeline is polled every ``1 / poll_rate_hz`` of bag time
@@ -60,6 +62,7 @@ __all__ = [
     "DEFAULT_WINDOW_S",
     "RESULT_FORMAT",
     "RESULT_VERSION",
+    "bag_topics_json",
     "evaluate_bag",
     "package_versions",
     "saliency_mono8",
@@ -125,6 +128,7 @@ def evaluate_bag(
     options: BackendOptions | None = None,
     segmenter: Segmenter | None = None,
     remap: Mapping[str, str] | None = None,
+    transports: Mapping[str, str] | None = None,
     window_s: float = DEFAULT_WINDOW_S,
     faults: FaultSchedule | None = None,
     health: HealthConfig | None = None,
@@ -139,7 +143,9 @@ def evaluate_bag(
     ``backend`` / ``options`` open the model as the node does (``options`` default: the
     shipped model, one ONNX Runtime thread like the node's ``threads`` default), unless a
     ready ``segmenter`` is given. ``remap``: ``{bag topic: project topic}`` for a bag
-    recorded under other names. ``faults`` overrides the bag's own fault schedule (times
+    recorded under other names. ``transports``: ``{modality: raw|compressed|compressedDepth}``,
+    which of a camera's recorded transports to read (default raw where the bag has it, else the
+    CompressedImage topic it has). ``faults`` overrides the bag's own fault schedule (times
     from the bag's first message, or from ``bag make``'s start stamp). ``health``,
     ``sync``, ``poll_rate_hz``, ``thermal``, ``max_pixels``: the node's settings, by
     default its parameter defaults. ``window_s``: length of the time windows.
@@ -158,7 +164,7 @@ def evaluate_bag(
     path = Path(path)
     sync = sync if sync is not None else SyncConfig()
     health = health if health is not None else HealthConfig()
-    with torch_threads(1), BagReader(path, remap=remap) as bag:
+    with torch_threads(1), BagReader(path, remap=remap, transports=transports) as bag:
         _require_cameras(bag, path)
         schedule, source = (faults, "argument") if faults is not None else bag.fault_schedule()
         sequence = bag.sequence()
@@ -307,7 +313,8 @@ def _require_cameras(bag: BagReader, path: Path) -> None:
         raise BagError(
             path,
             f"no camera topic: expected {', '.join(t.topic for t in SENSORS.values())}; the bag has "
-            f"{', '.join(bag.bag_topics) or 'no topics'} (read another name with --remap OLD:=NEW)",
+            f"{', '.join(bag.bag_topics) or 'no topics'} (sensor_msgs/Image or CompressedImage, also as "
+            "rgb/image/compressed, depth/image/compressedDepth; read another name with --remap OLD:=NEW)",
         )
 
 
@@ -351,6 +358,23 @@ def _scoreboard(
     )
 
 
+def bag_topics_json(bag: BagReader) -> dict[str, Any]:
+    """The result's ``bag.topics``: per project topic, the bag topic read as it, its type, count and,
+    for a camera, the image_transport read (offline and live)."""
+    transports = bag.transports
+    out: dict[str, Any] = {}
+    for topic, name in sorted(bag.topics.items()):
+        row: dict[str, Any] = {
+            "bag_topic": name,
+            "type": bag.bag_topics[name][0],
+            "messages": bag.count(topic),
+        }
+        if topic in _MODALITY_OF:
+            row["transport"] = transports[_MODALITY_OF[topic]]
+        out[topic] = row
+    return out
+
+
 def _bag_info(bag: BagReader, path: Path, sequence: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "path": str(path),
@@ -358,11 +382,9 @@ def _bag_info(bag: BagReader, path: Path, sequence: dict[str, Any] | None) -> di
         "start_ns": bag.start_ns,
         "duration_s": round((bag.end_ns - bag.start_ns) / 1e9, 3),
         "messages": bag.message_count,
-        "topics": {
-            topic: {"bag_topic": name, "messages": bag.count(topic)}
-            for topic, name in sorted(bag.topics.items())
-        },
+        "topics": bag_topics_json(bag),
         "remap": dict(bag.remap),
+        "transports": dict(bag.wanted_transports),
         "warnings": list(bag.warnings),
         "sequence": sequence,
     }

@@ -15,6 +15,14 @@ the problem: no bag there, an unfinished or truncated recording, a corrupt datab
 chunk, a topic of the wrong type, a message type with no definition, messages out of
 time order, a bad remap. Reading is finite, so a broken bag fails, it never hangs.
 
+Cameras recorded through image_transport: a camera topic may be a sensor_msgs/Image (raw)
+or a sensor_msgs/CompressedImage, found under the camera's name or image_transport's
+(``rgb/image/compressed``, ``depth/image/compressedDepth``), or remapped onto either
+(``/camera/color/image_raw/compressed:=rgb/image``). The message type tells which
+(``compressedDepth`` when the name ends so). When a bag holds one camera by two
+transports, raw is read (lossless, no decoding), unless ``transports`` asks for another
+(``{"rgb": "compressed"}``, the command line's ``--transport rgb=compressed``).
+
 The fault schedule of a bag (:meth:`BagReader.fault_schedule`) is looked for, in order,
 in ``metadata.yaml``'s ``custom_data`` (``unimrseg.faults``), on the ``faults/timeline``
 topic, then in the ``faults.yaml`` sidecar; a bag without one (a robot's) is fine.
@@ -36,6 +44,7 @@ from rosbags.rosbag2 import Reader
 
 from unimrseg_core.bags import messages
 from unimrseg_core.bags.topics import (
+    COMPRESSED_IMAGE_TYPE,
     GROUND_TRUTH,
     IMAGE_TYPE,
     SENSORS,
@@ -43,9 +52,18 @@ from unimrseg_core.bags.topics import (
 )
 from unimrseg_core.bags.write import FAULTS_SIDECAR
 from unimrseg_core.faults import FaultError, FaultSchedule
-from unimrseg_core.topics import FAULT_EVENTS, FAULT_TIMELINE
+from unimrseg_core.topics import FAULT_EVENTS, FAULT_TIMELINE, TRANSPORTS, input_topic
 
-__all__ = ["READ_TOPICS", "BagError", "BagMessage", "BagReader", "parse_remap"]
+__all__ = [
+    "CAMERA_TOPICS",
+    "READ_TOPICS",
+    "BagError",
+    "BagMessage",
+    "BagReader",
+    "parse_remap",
+    "parse_transports",
+    "transport_of",
+]
 
 READ_TOPICS: Final[Mapping[str, str]] = {
     **{t.topic: IMAGE_TYPE for t in SENSORS.values()},
@@ -53,12 +71,28 @@ READ_TOPICS: Final[Mapping[str, str]] = {
     FAULT_TIMELINE: STRING_TYPE,
     FAULT_EVENTS: STRING_TYPE,
 }
-"""The project topics a bag is read as, with the message type each must have."""
+"""The project topics a bag is read as, with the message type each must have (a camera's may also be
+a CompressedImage: :data:`CAMERA_TOPICS`)."""
+CAMERA_TOPICS: Final[Mapping[str, str]] = {t.topic: m for m, t in SENSORS.items()}
+"""Camera project topic -> its modality."""
+_TRANSPORT_NAMES: Final[Mapping[str, str]] = {
+    input_topic(m, t): SENSORS[m].topic for m in SENSORS for t in TRANSPORTS[m] if t != "raw"
+}
+"""image_transport's names of the cameras (``rgb/image/compressed``) -> the camera topic they are read as."""
+_CAMERA_TYPES: Final = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
 
 FAULTS_KEY: Final = "unimrseg.faults"
 SEQUENCE_KEY: Final = "unimrseg.sequence"
 _STORAGES: Final = {"McapReader": "mcap", "Sqlite3Reader": "sqlite3"}
 ROS1_MAGIC: Final = b"#ROSBAG"
+
+
+def transport_of(msgtype: str, name: str) -> str:
+    """The image_transport a camera topic was recorded by: its type says raw or compressed, a
+    CompressedImage topic whose name ends in ``compressedDepth`` is compressed_depth's."""
+    if msgtype != COMPRESSED_IMAGE_TYPE:
+        return "raw"
+    return "compressedDepth" if name.rstrip("/").endswith("compressedDepth") else "compressed"
 
 
 class BagError(ValueError):
@@ -105,6 +139,25 @@ def explain_read_error(exc: BaseException) -> str:
     if "magic is invalid" in lowered:
         return f"not an mcap file or corrupt ({text})"
     return f"{type(exc).__name__}: {text}"
+
+
+def parse_transports(items: Collection[str]) -> dict[str, str]:
+    """``["rgb=compressed", ...]`` -> ``{"rgb": "compressed"}``; ValueError naming a bad item."""
+    chosen: dict[str, str] = {}
+    for item in items:
+        modality, sep, transport = (part.strip() for part in item.partition("="))
+        if not sep or modality not in TRANSPORTS:
+            raise ValueError(
+                f"transport must be MODALITY=TRANSPORT (MODALITY: {', '.join(TRANSPORTS)}), got {item!r}"
+            )
+        if transport not in TRANSPORTS[modality]:
+            raise ValueError(
+                f"{modality} has no transport {transport!r}; valid: {', '.join(TRANSPORTS[modality])}"
+            )
+        if modality in chosen:
+            raise ValueError(f"transport of {modality} given twice")
+        chosen[modality] = transport
+    return chosen
 
 
 Record = tuple[Any, int, bytes]  # rosbags: (connection, record_ns, data)
@@ -237,21 +290,37 @@ class BagReader:
     """A rosbag2 bag read by project topic names; a context manager (``with BagReader(path) as bag``).
 
     ``remap``: ``{bag topic: project topic}`` for bags recorded under other names.
+    ``transports``: ``{modality: transport}``, which of a camera's recorded transports to read
+    (default: raw where the bag has it, else the one it has).
     Raises :class:`BagError` from :meth:`open` and while iterating :meth:`messages`.
     """
 
-    def __init__(self, path: str | Path, *, remap: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        remap: Mapping[str, str] | None = None,
+        transports: Mapping[str, str] | None = None,
+    ) -> None:
         self.path = Path(path)
         # Names compare without their leading "/": ros2 bag records "/rgb/image", bag make "rgb/image".
         self.remap = {old.lstrip("/"): new.lstrip("/") for old, new in (remap or {}).items()}
-        unknown = sorted(new for new in self.remap.values() if new not in READ_TOPICS)
+        unknown = sorted(
+            new for new in self.remap.values() if new not in READ_TOPICS and new not in _TRANSPORT_NAMES
+        )
         if unknown:
             raise BagError(
                 self.path,
-                f"remap target {unknown[0]!r} is not a topic bag tools read; valid: {', '.join(READ_TOPICS)}",
+                f"remap target {unknown[0]!r} is not a topic bag tools read; valid: {', '.join(READ_TOPICS)} "
+                "(a camera also as image_transport names it, e.g. rgb/image/compressed)",
             )
+        try:
+            self.wanted_transports = parse_transports(f"{m}={t}" for m, t in (transports or {}).items())
+        except ValueError as exc:
+            raise BagError(self.path, str(exc)) from None
         self._reader: AnyReader | None = None
         self._connections: dict[str, Any] = {}  # project topic -> rosbags Connection
+        self._transports: dict[str, str] = {}  # modality -> the transport read
         self._custom: dict[str, str] = {}
         self.warnings: list[str] = []
         """What was read differently from what the bag says (QoS of metadata.yaml vs its storage)."""
@@ -293,7 +362,7 @@ class BagReader:
 
     def close(self) -> None:
         reader, self._reader = self._reader, None
-        self._connections = {}
+        self._connections, self._transports = {}, {}
         if reader is not None:
             with contextlib.suppress(Exception):  # closing a broken bag must not hide why we close it
                 reader.close()
@@ -315,39 +384,82 @@ class BagReader:
                 f"remap source {missing[0]!r} is not in the bag; "
                 f"its topics: {', '.join(bag_topics) or 'none'}",
             )
-        names: dict[str, str] = {}  # project topic -> bag topic
+        found: dict[str, dict[str, Any]] = {}  # project topic -> {bag topic: connection}
         for connection in reader.connections:
             topic = self._project_name(connection.topic)
             if topic is None:
                 continue
-            previous = names.setdefault(topic, connection.topic)
-            if previous != connection.topic:
-                raise BagError(
-                    self.path, f"bag topics {previous!r} and {connection.topic!r} both read as {topic!r}"
-                )
-            want = READ_TOPICS[topic]
-            if connection.msgtype != want:
-                raise BagError(
-                    self.path,
-                    f"topic {connection.topic!r} (read as {topic!r}) has type {connection.msgtype!r}, "
-                    f"expected {want!r}",
-                )
-            if connection.msgtype not in reader.typestore.types:
-                raise BagError(
-                    self.path,
-                    f"message type {connection.msgtype!r} of topic {connection.topic!r} is unknown: the bag "
-                    "holds no definition of it and ROS 2 Kilted has none",
-                )
-            if topic in self._connections:
+            self._check_type(reader, connection, topic)
+            by_bag = found.setdefault(topic, {})
+            if connection.topic in by_bag:
                 raise BagError(self.path, f"topic {connection.topic!r} is recorded with several types")
-            self._connections[topic] = connection
+            by_bag[connection.topic] = connection
+        for topic, by_bag in found.items():
+            self._connections[topic] = self._choose(topic, by_bag)
+        missing_cameras = [m for m in self.wanted_transports if SENSORS[m].topic not in self._connections]
+        if missing_cameras:
+            raise BagError(
+                self.path, f"--transport {missing_cameras[0]}: the bag has no {missing_cameras[0]} camera"
+            )
+
+    def _check_type(self, reader: AnyReader, connection: Any, topic: str) -> None:
+        """The bag topic read as ``topic`` has a type bag tools read it as, and a definition of it."""
+        want = _CAMERA_TYPES if topic in CAMERA_TOPICS else (READ_TOPICS[topic],)
+        if connection.msgtype not in want:
+            raise BagError(
+                self.path,
+                f"topic {connection.topic!r} (read as {topic!r}) has type {connection.msgtype!r}, "
+                f"expected {' or '.join(map(repr, want))}",
+            )
+        if connection.msgtype not in reader.typestore.types:
+            raise BagError(
+                self.path,
+                f"message type {connection.msgtype!r} of topic {connection.topic!r} is unknown: the bag "
+                "holds no definition of it and ROS 2 Kilted has none",
+            )
+
+    def _choose(self, topic: str, by_bag: Mapping[str, Any]) -> Any:
+        """The connection read as ``topic``: the only one, or for a camera recorded by several
+        transports the asked one (``transports``), else raw, else the first of ``TRANSPORTS``."""
+        modality = CAMERA_TOPICS.get(topic)
+        if modality is None:
+            if len(by_bag) > 1:
+                first, second = sorted(by_bag)[:2]
+                raise BagError(self.path, f"bag topics {first!r} and {second!r} both read as {topic!r}")
+            return next(iter(by_bag.values()))
+        by_transport: dict[str, Any] = {}
+        for name, connection in sorted(by_bag.items()):
+            transport = transport_of(connection.msgtype, self._remapped_name(name))
+            if transport in by_transport:
+                raise BagError(
+                    self.path,
+                    f"bag topics {by_transport[transport].topic!r} and {name!r} both read as {topic!r} "
+                    f"({transport})",
+                )
+            by_transport[transport] = connection
+        want = self.wanted_transports.get(modality)
+        if want is None:
+            want = next(t for t in TRANSPORTS[modality] if t in by_transport)
+        elif want not in by_transport:
+            have = ", ".join(f"{t} ({c.topic})" for t, c in by_transport.items())
+            raise BagError(self.path, f"--transport {modality}={want}: the bag has {modality} as {have}")
+        self._transports[modality] = want
+        return by_transport[want]
+
+    def _remapped_name(self, bag_topic: str) -> str:
+        """What ``bag_topic`` is read as before the transport suffix goes: the remap target or itself."""
+        name = bag_topic.lstrip("/")
+        return self.remap.get(name, name)
 
     def _project_name(self, bag_topic: str) -> str | None:
         name = bag_topic.lstrip("/")
         if name in self.remap:
-            return self.remap[name]
+            target = self.remap[name]
+            return _TRANSPORT_NAMES.get(target, target)
         if name in self.remap.values():
             return None  # a remap target's own topic is replaced by the remapped one
+        if name in _TRANSPORT_NAMES:
+            return _TRANSPORT_NAMES[name]
         return name if name in READ_TOPICS else None
 
     # ------------------------------------------------------------------ facts
@@ -364,6 +476,12 @@ class BagReader:
         """Project topic -> the bag topic read as it (only those present)."""
         self._open_reader()
         return {topic: c.topic for topic, c in self._connections.items()}
+
+    @property
+    def transports(self) -> dict[str, str]:
+        """Camera modality -> the image_transport its messages are read by (raw, compressed, ...)."""
+        self._open_reader()
+        return dict(self._transports)
 
     @property
     def bag_topics(self) -> dict[str, tuple[str, int]]:

@@ -15,6 +15,7 @@ from unimrseg_core import topics
 from unimrseg_core.modalities import MODALITIES
 
 __all__ = [
+    "COMPRESSED_IMAGE_TYPE",
     "GROUND_TRUTH",
     "IMAGE_TYPE",
     "SENSORS",
@@ -24,6 +25,9 @@ __all__ = [
 ]
 
 IMAGE_TYPE: Final = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE_TYPE: Final = "sensor_msgs/msg/CompressedImage"
+"""A camera topic may hold either: robots often record only image_transport's ``compressed`` /
+``compressedDepth`` topics (``rgb/image/compressed``), which the bag tools read as the camera."""
 STRING_TYPE: Final = "std_msgs/msg/String"
 
 
