@@ -49,6 +49,7 @@ RUNTIME_DATA: Final = frozenset(
         "unimrseg_core.data.tensors",  # sample -> model inputs
         "unimrseg_core.data.tensor_ops",  # torch mirrors of the preprocessing
         "unimrseg_core.data.readers",  # image files, for ``unimrseg infer``
+        "unimrseg_core.data.stored_units",  # how files store depth and thermal (``infer``'s flags)
     }
 )
 RUNTIME_DATA_PACKAGES: Final = ("unimrseg_core.data.readers.",)  # and its modules
