@@ -195,6 +195,9 @@ def test_a_netpbm_header_with_comments_is_parsed_and_a_broken_one_refused(tmp_pa
     header = read_header(path)
     assert (header.height, header.width, header.channels, header.bit_depth) == (2, 3, 1, 8)
     assert read_image(path).tolist() == [[0, 1, 2], [3, 4, 5]]
+    chatty = tmp_path / "c.pgm"  # comments past the first KiB: decoded once instead
+    chatty.write_bytes(b"P5\n" + b"# a long comment\n" * 100 + b"3 2\n255\n" + bytes(range(6)))
+    assert read_header(chatty).size == (2, 3)
     broken = tmp_path / "b.ppm"
     broken.write_bytes(b"P6\n3\n")
     with pytest.raises(DatasetError, match="corrupt P6 header"):

@@ -46,6 +46,7 @@ _PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS: Final = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> channels in the file
 _JPEG_SOF: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers
 _JPEG_NO_LENGTH: Final = frozenset({0x00, 0x01, *range(0xD0, 0xD9)})  # stuffing, TEM, RSTn, SOI
+_PNM_HEAD_BYTES: Final = 1024  # where a Netpbm header's tokens are looked for
 _PNM_CHANNELS: Final = {b"P1": 1, b"P2": 1, b"P3": 3, b"P4": 1, b"P5": 1, b"P6": 3}  # magic -> channels
 
 
@@ -123,14 +124,19 @@ def _bmp_header(f: BinaryIO, path: Path) -> ImageHeader:
     return ImageHeader(abs(height), width, None, bits)
 
 
-def _pnm_header(f: BinaryIO, path: Path) -> ImageHeader:
-    """Netpbm (PBM/PGM/PPM): magic, width, height and (but for bitmaps) maxval, as ASCII tokens."""
-    text = f.read(1024)
+def _pnm_header(f: BinaryIO, path: Path) -> ImageHeader | None:
+    """Netpbm (PBM/PGM/PPM): magic, width, height and (but for bitmaps) maxval, as ASCII tokens.
+
+    None when comments fill the first KiB (then the file is decoded once instead).
+    """
+    text = f.read(_PNM_HEAD_BYTES)
     magic = text[:2]
     tokens: list[bytes] = []
     for line in text[2:].split(b"\n"):
         tokens += line.split(b"#", 1)[0].split()
     needed = 2 if magic in (b"P1", b"P4") else 3
+    if len(tokens) < needed and len(text) == _PNM_HEAD_BYTES:
+        return None
     if len(tokens) < needed or not all(t.isdigit() for t in tokens[:needed]):
         raise DatasetError(path, f"corrupt {magic.decode()} header (no width, height and maxval)")
     width, height = int(tokens[0]), int(tokens[1])
@@ -155,7 +161,9 @@ def read_header(path: str | Path) -> ImageHeader:
             if magic[:2] == b"BM":
                 return _bmp_header(f, path)
             if magic[:2] in _PNM_CHANNELS and magic[2:3].isspace():
-                return _pnm_header(f, path)
+                header = _pnm_header(f, path)
+                if header is not None:
+                    return header
     except OSError as e:
         raise DatasetError(path, f"cannot open: {e.strerror or e}") from e
     if not magic:
