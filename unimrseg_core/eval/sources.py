@@ -152,7 +152,7 @@ def load_real(
     kind = DATASET_FORMATS[fmt]
     units = units or StoredUnits()
     _check_units(units, kind, fmt)
-    reader = open_dataset(kind, root, split=split, config=units.reader_config())
+    reader = open_dataset(kind, root, split=split, config=units.reader_config() or None)
     options = reader.options
     info = {
         "source": fmt,
