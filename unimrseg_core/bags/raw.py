@@ -213,8 +213,9 @@ class RawBag:
     ) -> Iterator[RawMessage]:
         """Messages of ``topics`` (recorded names; default all) in ``[start_ns, stop_ns)``, in time order.
 
-        A whole read (no ``start_ns`` / ``stop_ns``) that gets fewer messages of a topic than
-        the bag lists ends with a BagError giving the numbers.
+        A whole read (no ``start_ns`` / ``stop_ns``, or a window holding the whole bag, as ``bag
+        play`` asks) that gets fewer messages of a topic than the bag lists ends with a BagError
+        giving the numbers.
         """
         reader = self._open_reader()
         names = list(self._topics) if topics is None else [self.topic(t).name for t in topics]
@@ -227,5 +228,6 @@ class RawBag:
         for connection, record_ns, data in ordered_messages(self.path, stream):
             read[connection.topic] += 1
             yield RawMessage(connection.topic, connection.msgtype, int(record_ns), bytes(data))
-        if start_ns is None and stop_ns is None:
+        whole = (start_ns is None or start_ns <= self.start_ns) and (stop_ns is None or stop_ns > self.end_ns)
+        if whole:
             check_counts(self.path, {name: self._topics[name].count for name in names}, read)
