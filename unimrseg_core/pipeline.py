@@ -18,6 +18,13 @@ detect silence and flush frames whose wait for companions ran out; it returns a
 :class:`Step` too. Callers (the node, bag evaluation) only act on steps: they never
 reach into the monitor or the assembler.
 
+With a :class:`~unimrseg_core.registration.RegistrationConfig`, the pipeline also takes each
+modality's CameraInfo (:meth:`FramePipeline.receive_camera_info`) and its frames are
+:class:`RegisteredFrame`: a registration plan made with the calibration known when the frame
+was emitted, applied when the frame's images are first read (on the thread that runs the
+model); :attr:`PipelineStatus.registration` says how each modality was brought into the
+anchor camera, or why it was only resized.
+
 Time is injected (nanoseconds): the node passes its clock, bag evaluation the bag's
 record times, so a replay is deterministic. Not thread-safe: callers serialise calls
 (the node holds its lock around them).
@@ -26,7 +33,8 @@ record times, so a replay is deterministic. Not thread-safe: callers serialise c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any, Final, Generic, TypeVar
 
 import numpy as np
@@ -35,9 +43,25 @@ from unimrseg_core.compressed_msg import decode_compressed, is_compressed
 from unimrseg_core.health import HealthConfig, HealthMonitor
 from unimrseg_core.health.state import ModalityHealth, Transition
 from unimrseg_core.image_msg import DEFAULT_THERMAL, MAX_PIXELS, ImageMsgError, ThermalMapping, decode
+from unimrseg_core.registration import (
+    CalibrationError,
+    Outcome,
+    Registrar,
+    RegistrationConfig,
+    RegistrationPlan,
+)
 from unimrseg_core.sync import Frame, FrameAssembler, Message, SyncConfig
+from unimrseg_core.topics import CAMERA_INFOS
 
-__all__ = ["DEFAULT_POLL_RATE_HZ", "FramePipeline", "PipelineStatus", "Rejection", "Step", "stamp_ns"]
+__all__ = [
+    "DEFAULT_POLL_RATE_HZ",
+    "FramePipeline",
+    "PipelineStatus",
+    "RegisteredFrame",
+    "Rejection",
+    "Step",
+    "stamp_ns",
+]
 
 T = TypeVar("T")
 
@@ -83,6 +107,24 @@ class PipelineStatus:
     anchor: str | None
     emitted: int
     idle_reason: str | None
+    registration: Mapping[str, Outcome] = field(default_factory=dict)
+    """How each modality reached the anchor in the latest frame it was in (empty without registration)."""
+
+
+@dataclass(frozen=True)
+class RegisteredFrame(Frame[T]):
+    """A frame whose images come in the anchor camera's pixels, as ``plan`` says.
+
+    The plan is made when the frame is emitted (cheap); the reprojection runs when ``images``
+    is first read, on the caller's thread (the node's inference thread), once.
+    """
+
+    plan: RegistrationPlan | None = None
+
+    @cached_property
+    def images(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+        images = super().images
+        return images if self.plan is None else self.plan.apply(images)
 
 
 class FramePipeline(Generic[T]):
@@ -101,11 +143,14 @@ class FramePipeline(Generic[T]):
         poll_rate_hz: float = DEFAULT_POLL_RATE_HZ,
         thermal: ThermalMapping = DEFAULT_THERMAL,
         max_pixels: int = MAX_PIXELS,
+        registration: RegistrationConfig | None = None,
     ) -> None:
+        """``registration``: take CameraInfo and emit :class:`RegisteredFrame`; None: frames as received."""
         self.monitor = HealthMonitor(health, poll_period_ns=round(1e9 / poll_rate_hz))
         self.assembler: FrameAssembler[T] = FrameAssembler(sync)
         self.thermal = thermal
         self.max_pixels = max_pixels
+        self.registrar = None if registration is None else Registrar(registration, info_topics=CAMERA_INFOS)
         self._idle_reason: str | None = None  # as last reported: the first step reports a stall
 
     @property
@@ -159,6 +204,17 @@ class FramePipeline(Generic[T]):
         frames = self.assembler.add(message, self.usable(receive_ns), receive_ns)
         return self._step(frames, now_ns=receive_ns, accepted=message)
 
+    def receive_camera_info(self, modality: str, msg: Any) -> Rejection | None:
+        """A CameraInfo of ``modality`` (rclpy's or rosbags'); a bad one is a rejection (reason
+        ``bad_camera_info``) and its modality is resized until a good one comes."""
+        if self.registrar is None or modality not in self.enabled:
+            return None
+        try:
+            self.registrar.camera_info(modality, msg)
+        except CalibrationError as exc:
+            return Rejection(modality, "bad_camera_info", f"CameraInfo refused: {exc}")
+        return None
+
     def status(self, now_ns: int) -> PipelineStatus:
         """What /diagnostics reports: every modality's health, the current anchor, frames so far."""
         health = self.monitor.poll(now_ns)
@@ -168,6 +224,7 @@ class FramePipeline(Generic[T]):
             anchor=self.assembler.anchor(self.usable(now_ns)),
             emitted=self.assembler.emitted,
             idle_reason=self.assembler.idle_reason,
+            registration=dict(self.registrar.last) if self.registrar is not None else {},
         )
 
     def poll(self, now_ns: int) -> Step[T]:
@@ -185,11 +242,21 @@ class FramePipeline(Generic[T]):
         """The step: frames with their health notes, the transitions, the idle reason's change."""
         if frames:
             health = self.monitor.poll(now_ns)
-            frames = [replace(f, notes=_health_notes(f, health)) for f in frames]
+            frames = [self._registered(replace(f, notes=_health_notes(f, health))) for f in frames]
         transitions = tuple(t for t in self.monitor.pop_transitions() if t.modality in self.enabled)
         idle = self.assembler.idle_reason
         changed, self._idle_reason = idle != self._idle_reason, idle
         return Step(tuple(frames), transitions, idle, changed, accepted, rejected)
+
+    def _registered(self, frame: Frame[T]) -> Frame[T]:
+        """The frame with its registration plan (unchanged without registration)."""
+        if self.registrar is None:
+            return frame
+        sizes = {
+            m: message.image.shape[:2] for m, message in frame.messages.items() if message.image is not None
+        }
+        plan = self.registrar.plan(frame.anchor, sizes)
+        return RegisteredFrame(**{f.name: getattr(frame, f.name) for f in fields(frame)}, plan=plan)
 
 
 def _health_notes(frame: Frame[Any], health: Mapping[str, ModalityHealth]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from typing import Final
 from unimrseg_core.modalities import MODALITIES
 
 __all__ = [
+    "CAMERA_INFOS",
     "CLASS_MASK",
     "COLORED_MASK",
     "DIAGNOSTICS",
@@ -26,11 +27,13 @@ __all__ = [
     "INJECTOR_NODE_NAME",
     "INPUTS",
     "LABELS",
+    "MASK_CAMERA_INFO",
     "NODE_NAME",
     "OVERLAY",
     "SALIENCY_MASK",
     "SALIENCY_PROBABILITY",
     "STATUS",
+    "TF_STATIC",
     "TRANSPORTS",
     "input_topic",
 ]
@@ -64,6 +67,13 @@ def input_topic(modality: str, transport: str = "raw") -> str:
     return INPUTS[modality] if transport == "raw" else f"{INPUTS[modality]}/{transport}"
 
 
+CAMERA_INFOS: Final[Mapping[str, str]] = {m: f"{m}/camera_info" for m in MODALITIES}
+"""sensor_msgs/CameraInfo per modality, beside its image as image_transport's CameraSubscriber
+expects: ``rgb/camera_info`` (whatever the image's transport)."""
+TF_STATIC: Final = "/tf_static"
+"""tf2_msgs/TFMessage: the cameras' mounting in a bag (the node takes extrinsics from parameters:
+the pinned ROS wheels have no tf2_msgs)."""
+
 CLASS_MASK: Final = "segmentation/class_mask"
 COLORED_MASK: Final = "segmentation/colored_mask"
 OVERLAY: Final = "segmentation/overlay"
@@ -72,6 +82,8 @@ SALIENCY_MASK: Final = "saliency/mask"
 SALIENCY_PROBABILITY: Final = "saliency/probability"
 LABELS: Final = "segmentation/labels"
 STATUS: Final = "segmentation/status"
+MASK_CAMERA_INFO: Final = "segmentation/camera_info"
+"""sensor_msgs/CameraInfo of the masks: the anchor camera's, scaled to the mask size, the mask's header."""
 DIAGNOSTICS: Final = "/diagnostics"
 
 # ---------------------------------------------------------------------------- the fault injector

@@ -232,8 +232,10 @@ class Registrar:
     def __init__(
         self, config: RegistrationConfig | None = None, *, info_topics: Mapping[str, str] | None = None
     ) -> None:
+        """``info_topics``: where each modality's CameraInfo comes from, for the reasons' text."""
         self.config = config or RegistrationConfig()
-        self.info_topics = dict(info_topics or {m: f"{m}/camera_info" for m in MODALITIES})
+        self._source = {m: f"CameraInfo for {m}" for m in MODALITIES}
+        self._source.update({m: f"CameraInfo for {m} on {topic}" for m, topic in (info_topics or {}).items()})
         self._intrinsics: dict[str, Intrinsics] = {}
         self._refused: dict[str, str] = {}
         self.last: dict[str, Outcome] = {}
@@ -246,12 +248,12 @@ class Registrar:
             intrinsics = Intrinsics.from_camera_info(msg)
         except CalibrationError as exc:
             self._intrinsics.pop(modality, None)
-            self._refused[modality] = f"CameraInfo on {self.info_topics[modality]} refused: {exc}"
+            self._refused[modality] = f"{self._source[modality]} refused: {exc}"
             raise
         except Exception as exc:  # not a CameraInfo at all
             self._intrinsics.pop(modality, None)
             reason = f"{type(exc).__name__}: {exc}"
-            self._refused[modality] = f"CameraInfo on {self.info_topics[modality]} refused: {reason}"
+            self._refused[modality] = f"{self._source[modality]} refused: {reason}"
             raise CalibrationError(reason) from exc
         self._intrinsics[modality] = intrinsics
         self._refused.pop(modality, None)
@@ -298,7 +300,7 @@ class Registrar:
         """``modality``'s intrinsics scaled to its image, or None and why not."""
         intrinsics = self._intrinsics.get(modality)
         if intrinsics is None:
-            return None, self._refused.get(modality, f"no CameraInfo on {self.info_topics[modality]}")
+            return None, self._refused.get(modality, f"no {self._source[modality]}")
         h, w = int(size[0]), int(size[1])
         if not same_aspect((h, w), intrinsics.size):
             return None, (

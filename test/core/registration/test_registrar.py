@@ -60,8 +60,8 @@ def test_everything_calibrated_registers_every_modality():
 @pytest.mark.parametrize(
     ("skip", "config", "modality", "reason"),
     [
-        (("thermal",), {}, "thermal", "no CameraInfo on thermal/camera_info"),
-        (("rgb",), {}, "depth", "no CameraInfo on rgb/camera_info"),
+        (("thermal",), {}, "thermal", "no CameraInfo for thermal"),
+        (("rgb",), {}, "depth", "no CameraInfo for rgb"),
         (
             (),
             {"extrinsics": {"depth": EXTRINSICS["depth"]}},
@@ -99,11 +99,11 @@ def test_a_bad_camera_info_is_refused_and_its_calibration_forgotten():
         registrar.camera_info("thermal", info(THERMAL, k=[0.0, 0, 79.5, 0, 150, 59.5, 0, 0, 1]))
     outcome = registrar.plan("rgb", SIZES).outcomes["thermal"]
     assert outcome.method == "resized"
-    assert outcome.reason.startswith("CameraInfo on thermal/camera_info refused: K must have positive focal")
+    assert outcome.reason.startswith("CameraInfo for thermal refused: K must have positive focal")
     with pytest.raises(CalibrationError, match="AttributeError"):
         registrar.camera_info("depth", SimpleNamespace(width=3))  # not a CameraInfo at all
     assert registrar.plan("rgb", SIZES).outcomes["depth"].reason.startswith(
-        "CameraInfo on depth/camera_info refused: AttributeError"
+        "CameraInfo for depth refused: AttributeError"
     )
     registrar.camera_info("depth", info(DEPTH))  # good ones again: registered again
     registrar.camera_info("thermal", info(THERMAL))
