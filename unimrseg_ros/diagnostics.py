@@ -77,6 +77,7 @@ class SensorReport:
     rejected: Mapping[str, int]  # malformed messages by reason, since activation
     rejected_new: int  # since the previous report
     qos: Sequence[QosIncident] = ()
+    registration: str = ""  # how its images reach the anchor camera, or why they are only resized
 
 
 def sensor_status(node: str, report: SensorReport) -> DiagnosticStatus:
@@ -116,6 +117,8 @@ def sensor_status(node: str, report: SensorReport) -> DiagnosticStatus:
     values.update({f"rejected.{reason}": n for reason, n in report.rejected.items()})
     for incident in report.qos:
         values[f"qos_incompatible.{incident.policy}"] = incident.total
+    if report.registration:
+        values["registration"] = report.registration
     return DiagnosticStatus(
         level=level, name=name, message=message, hardware_id=report.frame_id, values=_kv(values)
     )

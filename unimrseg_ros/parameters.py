@@ -29,9 +29,10 @@ from unimrseg_core.image_msg import MAX_PIXELS, ThermalMapping
 from unimrseg_core.modalities import MODALITIES
 from unimrseg_core.model.checkpoint import SHIPPED_WEIGHTS_DIR
 from unimrseg_core.pipeline import DEFAULT_POLL_RATE_HZ
+from unimrseg_core.registration import DEFAULT_PLANE_M, CalibrationError, RegistrationConfig, Transform
 from unimrseg_core.runtime.options import BACKENDS, BackendOptions, default_cache_dir
 from unimrseg_core.sync import SyncConfig
-from unimrseg_core.topics import NODE_NAME, TRANSPORTS, input_topic
+from unimrseg_core.topics import CAMERA_INFOS, NODE_NAME, TRANSPORTS, input_topic
 from unimrseg_core.trust import UntrustedPathError, confined
 
 __all__ = [
@@ -106,6 +107,21 @@ def _modality(modality: str) -> list[Param]:
             "(median interval).",
             0.0,
             1000.0,
+        ),
+        Param(
+            f"{modality}.extrinsic",
+            "",
+            f"Pose of the {modality} camera's optical frame in the reference camera's (the first enabled "
+            "of sync.anchor_priority): 'x y z qx qy qz qw' in metres, as static_transform_publisher "
+            "takes it (the reference's own is the identity); empty: unknown. With CameraInfo on "
+            f"{CAMERA_INFOS[modality]}, {modality} is registered into the anchor camera.",
+        ),
+        Param(
+            f"{modality}.homography",
+            "",
+            f"3x3 mapping {modality} pixels to the reference camera's (9 numbers, row-major, at the "
+            "CameraInfo sizes), used when a frame has no depth to reproject by; empty: the plane at "
+            "registration.plane_distance_m from the calibrations, if known.",
         ),
     ]
 
@@ -283,6 +299,28 @@ PARAMS: Final[tuple[Param, ...]] = (
         "Longest wait, after the anchor arrived, for a healthy companion's matching image (0: never wait).",
         0.0,
         1.0,
+    ),
+    # --- registration into the anchor camera
+    Param(
+        "registration.enabled",
+        True,
+        "Bring each image into the anchor camera's pixels where its calibration is known (CameraInfo "
+        "of both cameras and <modality>.extrinsic, or <modality>.homography): depth reprojected with a "
+        "z-buffer, rgb/thermal sampled via that depth or a plane. Without calibration an image is only "
+        "resized, and /diagnostics says why; false: always resize.",
+    ),
+    Param(
+        "registration.plane_distance_m",
+        DEFAULT_PLANE_M,
+        "Distance of the plane assumed where no depth is known (a frame without depth, depth holes).",
+        0.1,
+        1000.0,
+    ),
+    Param(
+        "registration.fill_upsampling_holes",
+        True,
+        "A depth pixel fills every anchor pixel its footprint covers (depth_image_proc's option), so a "
+        "lower-resolution depth camera leaves no grid of holes.",
     ),
     # --- sensor health (HealthConfig)
     _health(
@@ -485,6 +523,7 @@ class NodeConfig:
     max_pixels: int
     health: HealthConfig
     sync: SyncConfig
+    registration: RegistrationConfig
     input_qos: QosSettings
     output_qos: QosSettings
     publish_colored_mask: bool
@@ -612,6 +651,8 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
     except ValueError as exc:
         raise ParameterError("sync.anchor_priority", str(exc)) from None
 
+    registration = _registration(values, reference=sync.anchors[0])
+
     height, width = int(values["input_height"]), int(values["input_width"])
     if (height == 0) != (width == 0):
         raise ParameterError(
@@ -642,6 +683,7 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
         max_pixels=int(values["max_pixels"]),
         health=health,
         sync=sync,
+        registration=registration,
         input_qos=QosSettings(values["input_qos.reliability"], int(values["input_qos.depth"])),
         output_qos=QosSettings(values["output_qos.reliability"], int(values["output_qos.depth"])),
         publish_colored_mask=bool(values["publish_colored_mask"]),
@@ -651,6 +693,49 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
         diagnostics_period_s=float(values["diagnostics_period_seconds"]),
         warn_period_s=float(values["warn_period_seconds"]),
     )
+
+
+def _registration(values: Mapping[str, Any], *, reference: str) -> RegistrationConfig:
+    """The cameras' extrinsics and homographies relative to ``reference`` (the first anchor)."""
+    extrinsics, homographies = {}, {}
+    for modality in MODALITIES:
+        name = f"{modality}.extrinsic"
+        if values[name].strip():
+            try:
+                pose = Transform.parse(values[name])
+            except CalibrationError as exc:
+                raise ParameterError(name, str(exc)) from None
+            if modality == reference and not pose.is_identity(1e-9):
+                raise ParameterError(
+                    name,
+                    f"{modality} is the reference camera (the first enabled of sync.anchor_priority): its "
+                    "pose is the identity; give the other cameras' relative to it",
+                )
+            extrinsics[modality] = pose
+        name = f"{modality}.homography"
+        if values[name].strip():
+            try:
+                numbers = [float(w) for w in values[name].replace(",", " ").split()]
+            except ValueError:
+                raise ParameterError(name, f"expected 9 numbers, got {values[name]!r}") from None
+            if modality == reference:
+                raise ParameterError(
+                    name, f"{modality} is the reference camera: its homography is the identity"
+                )
+            homographies[modality] = numbers
+    extrinsics.pop(reference, None)
+    try:
+        return RegistrationConfig(
+            enabled=bool(values["registration.enabled"]),
+            reference=reference,
+            extrinsics=extrinsics,
+            homographies=homographies,
+            plane_m=float(values["registration.plane_distance_m"]),
+            fill_upsampling_holes=bool(values["registration.fill_upsampling_holes"]),
+        )
+    except CalibrationError as exc:
+        modality = next((m for m in MODALITIES if m in str(exc)), reference)
+        raise ParameterError(f"{modality}.homography", str(exc)) from None
 
 
 def defaults() -> dict[str, Value]:

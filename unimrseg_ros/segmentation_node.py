@@ -9,6 +9,13 @@ thread (``LatestWorker``: the newest frame wins, replaced ones are counted as dr
 ``segmentation/status`` with the anchor's header. The node subscribes, hands off and
 publishes; it never reaches into the pipeline's monitor or assembler.
 
+Registration: the node subscribes ``<modality>/camera_info`` beside each image and hands
+each CameraInfo to the pipeline, whose frames come registered into the anchor camera
+(extrinsics from ``<modality>.extrinsic``: the pinned ROS wheels have no tf2_msgs, so
+/tf_static cannot be subscribed); the reprojection runs on the inference thread when the
+segmenter reads the frame's images. ``segmentation/camera_info`` carries the anchor's
+CameraInfo scaled to the masks, with their header.
+
 Lifecycle: parameters are declared in ``__init__``; ``on_configure`` reads them and
 loads the model (engine builds happen here, not at activation); ``on_activate``
 creates publishers, subscriptions and timers and starts the inference thread;
@@ -39,13 +46,13 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
 from unimrseg_core import topics
 from unimrseg_core.health import HealthState
 from unimrseg_core.modalities import MODALITIES
-from unimrseg_core.pipeline import FramePipeline, Rejection, Step
+from unimrseg_core.pipeline import FramePipeline, RegisteredFrame, Rejection, Step
 from unimrseg_core.runtime.backends import Backend
 from unimrseg_core.runtime.failover import FailoverBackend, Switch
 from unimrseg_core.runtime.latency import LatencyWindow
@@ -54,6 +61,7 @@ from unimrseg_core.runtime.segmenter import Segmenter
 from unimrseg_core.runtime.selection import select_backend
 from unimrseg_core.sync import NO_MESSAGE, Frame
 from unimrseg_ros import parameters
+from unimrseg_ros.camera_info import camera_info_message
 from unimrseg_ros.diagnostics import (
     InferenceReport,
     SensorReport,
@@ -148,7 +156,8 @@ class SegmentationNode(ManagedNode):
             self._deactivate()
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(
-            f"active: inputs {', '.join(self._subs)}; anchors {', '.join(config.sync.anchors)}"
+            f"active: inputs {', '.join(self._subs)} and their camera_info; "
+            f"anchors {', '.join(config.sync.anchors)}"
         )
         return super().on_activate(state)
 
@@ -179,6 +188,7 @@ class SegmentationNode(ManagedNode):
         self._pipeline: FramePipeline[Received] | None = None
         self._worker: LatestWorker[Frame[Received]] | None = None
         self._subs: dict[str, Any] = {}
+        self._info_subs: dict[str, Any] = {}  # CameraInfo beside each image
         self._pubs: dict[str, Any] = {}
         self._active_timers: list[Any] = []
         self._rejects = RejectCounter(5.0)
@@ -187,7 +197,9 @@ class SegmentationNode(ManagedNode):
         self._inference = LatencyWindow()
         self._last_receive_ns: dict[str, int] = {}
         self._last_frame_id: dict[str, str] = {}
-        self._published: Counter[str] = Counter(dict.fromkeys((*IMAGE_OUTPUTS, topics.STATUS), 0))
+        self._published: Counter[str] = Counter(
+            dict.fromkeys((*IMAGE_OUTPUTS, topics.STATUS, topics.MASK_CAMERA_INFO), 0)
+        )
         self._failed = 0
         self._last_error_log = 0.0
 
@@ -202,6 +214,7 @@ class SegmentationNode(ManagedNode):
                 poll_rate_hz=config.health_poll_rate_hz,
                 thermal=config.thermal,
                 max_pixels=config.max_pixels,
+                registration=config.registration,
             )
         self._worker = LatestWorker(self._infer, on_error=self._on_worker_error, name="unimrseg-inference")
 
@@ -217,6 +230,12 @@ class SegmentationNode(ManagedNode):
             self._pubs[topic] = self.create_publisher(
                 Image, topic, out_qos, event_callbacks=self._qos.publisher(self._resolved(topic))
             )
+        self._pubs[topics.MASK_CAMERA_INFO] = self.create_publisher(
+            CameraInfo,
+            topics.MASK_CAMERA_INFO,
+            out_qos,
+            event_callbacks=self._qos.publisher(self._resolved(topics.MASK_CAMERA_INFO)),
+        )
         self._pubs[topics.STATUS] = self.create_publisher(
             DiagnosticArray,
             topics.STATUS,
@@ -241,6 +260,15 @@ class SegmentationNode(ManagedNode):
                 callback_group=self._input_group,
                 event_callbacks=self._qos.subscription(self._resolved(topic)),
             )
+            info = topics.CAMERA_INFOS[modality]
+            self._info_subs[modality] = self.create_subscription(
+                CameraInfo,
+                info,
+                lambda msg, m=modality: self._on_camera_info(m, msg),
+                in_qos,
+                callback_group=self._input_group,
+                event_callbacks=self._qos.subscription(self._resolved(info)),
+            )
         self._active_timers = [
             self.create_timer(
                 1.0 / config.health_poll_rate_hz, self._on_poll, callback_group=self._input_group
@@ -257,12 +285,12 @@ class SegmentationNode(ManagedNode):
             worker.stop()
         for timer in self._active_timers:
             self.destroy_timer(timer)
-        for sub in self._subs.values():
+        for sub in (*self._subs.values(), *self._info_subs.values()):
             self.destroy_subscription(sub)
         for pub in self._pubs.values():
             self.destroy_publisher(pub)
         with self._lock:
-            self._active_timers, self._subs, self._pubs = [], {}, {}
+            self._active_timers, self._subs, self._info_subs, self._pubs = [], {}, {}, {}
             self._pipeline, self._worker = None, None
 
     def _input_topic(self, modality: str) -> str:
@@ -320,6 +348,19 @@ class SegmentationNode(ManagedNode):
             self._act(step)
         except Exception as exc:
             self._log_error(f"{modality} image dropped: {type(exc).__name__}: {exc}")
+
+    def _on_camera_info(self, modality: str, msg: CameraInfo) -> None:
+        """A camera's calibration for the pipeline's registration; a bad one is counted and logged."""
+        try:
+            with self._lock:
+                pipeline = self._pipeline
+                if pipeline is None:
+                    return
+                rejection = pipeline.receive_camera_info(modality, msg)
+            if rejection is not None:
+                self._reject(rejection)
+        except Exception as exc:
+            self._log_error(f"{modality} camera_info dropped: {type(exc).__name__}: {exc}")
 
     def _on_poll(self) -> None:
         """Silence detection and flushing frames whose wait for companions ran out."""
@@ -380,6 +421,7 @@ class SegmentationNode(ManagedNode):
                 continue
             pub.publish(image_message(topic, segmentation, anchor.header, anchor=anchor_image))
             self._published[topic] += 1
+        self._publish_mask_camera_info(frame, anchor.header, segmentation.class_ids.shape[:2])
         latency_s = time.perf_counter() - anchor.arrived_s
         dropped = self._worker.dropped if self._worker is not None else 0
         status = frame_status(
@@ -396,6 +438,18 @@ class SegmentationNode(ManagedNode):
         done = time.monotonic_ns()
         self._inference.add(inference_s, done)
         self._latency.add(latency_s, done)
+
+    def _publish_mask_camera_info(
+        self, frame: Frame[Received], header: Header, size: tuple[int, ...]
+    ) -> None:
+        """The anchor's CameraInfo scaled to the masks, once the anchor's calibration is known."""
+        pub = self._pubs.get(topics.MASK_CAMERA_INFO)
+        if not isinstance(frame, RegisteredFrame) or frame.plan is None or pub is None:
+            return
+        intrinsics = frame.plan.anchor_intrinsics
+        if intrinsics is not None:
+            pub.publish(camera_info_message(intrinsics, header, (int(size[0]), int(size[1]))))
+            self._published[topics.MASK_CAMERA_INFO] += 1
 
     def _on_worker_error(self, exc: BaseException) -> None:
         self._failed += 1
@@ -434,6 +488,7 @@ class SegmentationNode(ManagedNode):
             status = pipeline.status(now)
             health, periods, anchor = status.health, status.expected_period_ns, status.anchor
             frames, idle = status.emitted, status.idle_reason
+            registration = status.registration
             last_receive = dict(self._last_receive_ns)
             frame_ids = dict(self._last_frame_id)
         statuses = []
@@ -454,6 +509,7 @@ class SegmentationNode(ManagedNode):
                 rejected=rejected,
                 rejected_new=new,
                 qos=self._qos.for_topic(topic),
+                registration=registration[modality].text if modality in registration else "no frame yet",
             )
             statuses.append(sensor_status(self.get_name(), report))
         statuses.append(inference_status(self.get_name(), self._inference_report(frames, idle, anchor)))

@@ -23,7 +23,7 @@ another thread (the node's inference thread) while new CameraInfo arrives.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import cv2
@@ -55,18 +55,21 @@ class Outcome:
 
     method: str
     reason: str = ""
+    anchor: str = ""
+    """The camera it was brought into (set by :meth:`Registrar.plan`)."""
 
     @property
     def registered(self) -> bool:
-        return self.method not in ("resized",)
+        return self.method != "resized"
 
-    def text(self, anchor: str) -> str:
-        """One line for /diagnostics and logs: ``"via_depth into rgb"``, ``"resized: ..."``."""
+    @property
+    def text(self) -> str:
+        """One line for /diagnostics and logs: ``"via_depth into rgb (...)"``, ``"resized: ..."``."""
         if self.method == "anchor":
-            return "anchor (the other images are brought into this camera)"
+            return "anchor: the other images are brought into this camera"
         if self.method == "resized":
             return f"resized: {self.reason}"
-        return f"{self.method} into {anchor}" + (f" ({self.reason})" if self.reason else "")
+        return f"{self.method} into {self.anchor}" + (f" ({self.reason})" if self.reason else "")
 
 
 @dataclass(frozen=True)
@@ -283,7 +286,11 @@ class Registrar:
                 steps[modality] = self._image_step(
                     modality, anchor, sizes[modality], anchor_size, anchor_problem, no_depth
                 )
-        steps = {m: steps[m] for m in MODALITIES if m in steps}
+        steps = {
+            m: replace(steps[m], outcome=replace(steps[m].outcome, anchor=anchor))
+            for m in MODALITIES
+            if m in steps
+        }
         self.last.update({m: s.outcome for m, s in steps.items()})
         return RegistrationPlan(
             anchor,

@@ -79,7 +79,7 @@ def test_missing_calibration_falls_back_to_resizing_and_says_why(skip, config, m
     assert outcome.method == "resized"
     assert not outcome.registered
     assert outcome.reason == reason
-    assert outcome.text("rgb") == f"resized: {reason}"
+    assert outcome.text == f"resized: {reason}"
     assert registrar.last[modality] == outcome  # what /diagnostics reports
     given = images()
     assert plan.apply(given)[modality] is given[modality]  # as it came: the model's resize follows
