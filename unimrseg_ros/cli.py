@@ -114,7 +114,7 @@ def run_live(args: argparse.Namespace) -> int:
 
     if not require_rclpy("eval --live"):
         return 2
-    from unimrseg_core.bags.read import parse_remap
+    from unimrseg_core.bags.read import parse_remap, parse_transports
     from unimrseg_core.bags.score import DEFAULT_WINDOW_S
     from unimrseg_core.faults import FaultSchedule
     from unimrseg_ros.live_eval import LiveError, evaluate_live
@@ -124,6 +124,7 @@ def run_live(args: argparse.Namespace) -> int:
             args.bag,
             domain_id=args.domain_id,
             remap=parse_remap(args.remap),
+            transports=parse_transports(args.transport),
             window_s=DEFAULT_WINDOW_S if args.window is None else args.window,
             faults=FaultSchedule.load(args.faults) if args.faults else None,
             log_dir=args.logs,

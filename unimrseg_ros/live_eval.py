@@ -9,12 +9,20 @@ The live half of ``unimrseg bag eval``. Three processes on one private ROS domai
 3. ``unimrseg bag play BAG --clock`` (its own process, the recorded timing), started once
    the node reports on /diagnostics, playing the camera topics only.
 
+A bag whose cameras were recorded as CompressedImage is played as it is, under image_transport's
+names (``rgb/image/compressed``), and the node is started with ``<modality>.transport`` to
+match: the transport of each camera is the one ``BagReader`` reads (``--transport`` chooses).
+
 Then the outputs are matched to the bag's ground truth by header stamp and fed, in time
 order with the bag's camera stamps and ground truth, to the same
 :class:`~unimrseg_core.bags.score.Scoreboard` as offline, so the JSON has the same layout
 (``mode``: ``live``). Times: the node runs on the system clock and the bag on its record
 time; the offset between them is the smallest ``receive time - /clock value`` seen (the
-player publishes the bag time of the playback position). Health transitions come from
+player publishes the bag time of the playback position). Header stamps may run on a third
+clock (simulation time, a camera an hour ahead, a replayed recording's): they are placed on
+the record clock by the offsets :mod:`unimrseg_core.bags.timebase` measures, as offline
+(``bag.time_base`` in the JSON; cameras on clocks further apart than the node's max skew are
+named in ``bag.warnings``, since no frame can combine them). Health transitions come from
 the node's own reports: each sensor's ``state`` and ``state_since_s`` on /diagnostics;
 ``live`` adds, per fault, when the frames first left the faulted modality out
 (``segmentation/status``), the receive latency (receive time - stamp) and the run's
@@ -40,11 +48,14 @@ from typing import Any, Final
 
 import numpy as np
 
-from unimrseg_core.bags.evaluate import result_document, schedule_json, torch_threads
+from unimrseg_core.bags import timebase
+from unimrseg_core.bags.evaluate import bag_topics_json, result_document, schedule_json, torch_threads
 from unimrseg_core.bags.read import BagError, BagReader
 from unimrseg_core.bags.score import DEFAULT_WINDOW_S, Output
 from unimrseg_core.bags.topics import SENSORS
 from unimrseg_core.faults import FaultSchedule
+from unimrseg_core.sync import SyncConfig
+from unimrseg_core.topics import input_topic
 from unimrseg_ros.live_collect import Collected, Collector
 from unimrseg_ros.live_processes import (
     Children,
@@ -59,7 +70,7 @@ from unimrseg_ros.live_processes import (
 )
 from unimrseg_ros.live_score import last_inference, node_outputs, score_live, stats_ms
 
-__all__ = ["CONFIG", "SAMPLES", "LiveError", "evaluate_live", "sample_times"]
+__all__ = ["CONFIG", "SAMPLES", "LiveBag", "LiveError", "evaluate_live", "read_bag", "sample_times"]
 
 CONFIG: Final = Path(__file__).resolve().parent.parent / "config" / "unimrseg.yaml"
 SAMPLES: Final = "samples.npz"
@@ -69,13 +80,18 @@ _NS: Final = 1_000_000_000
 
 
 @dataclass(frozen=True)
-class _Bag:
+class LiveBag:
     """What the run needs to know of the bag before playing it."""
 
     path: Path
     info: dict[str, Any]
     """The result's ``bag`` entry."""
     play_topics: list[str]
+    play_remap: dict[str, str]
+    """Bag camera topic -> the node's input topic by its transport (only those named otherwise)."""
+    transports: dict[str, str]
+    """Camera modality -> the transport it is played and subscribed by."""
+    time_base: timebase.TimeBase
     schedule: FaultSchedule | None
     source: str
     t0_ns: int
@@ -89,6 +105,7 @@ def evaluate_live(
     domain_id: int | None = None,
     config: Path = CONFIG,
     remap: Mapping[str, str] | None = None,
+    transports: Mapping[str, str] | None = None,
     window_s: float = DEFAULT_WINDOW_S,
     faults: FaultSchedule | None = None,
     node_args: tuple[str, ...] = (),
@@ -101,10 +118,11 @@ def evaluate_live(
     ``domain_id``: the ROS domain of the run (default ``$ROS_DOMAIN_ID``, else a free one);
     ``config``: the node's params file; ``node_args``: more ``--ros-args`` for it;
     ``log_dir``: where the node's and player's logs go (default a temporary folder).
+    ``remap`` / ``transports``: read the bag's cameras as offline (``BagReader``).
     Raises :class:`BagError` for an unreadable bag, :class:`LiveError` when the run fails.
     """
     started = time.perf_counter()
-    bag = _read_bag(Path(path), remap, faults)
+    bag = read_bag(Path(path), remap, transports, faults)
     logs = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="unimrseg_live_"))
     logs.mkdir(parents=True, exist_ok=True)
     collected, domain = _run(bag, config, node_args, domain_id, logs, ready_timeout_s, progress)
@@ -117,6 +135,8 @@ def evaluate_live(
         scores = score_live(
             bag.path,
             remap=remap,
+            transports=transports,
+            time_base=bag.time_base,
             schedule=bag.schedule,
             t0_ns=bag.t0_ns,
             scene_s=bag.scene_s,
@@ -125,14 +145,18 @@ def evaluate_live(
             outputs=outputs,
             offset_ns=offset_ns,
         )
-    _save_samples(logs / SAMPLES, bag.schedule, bag.t0_ns, collected)
+    _save_samples(logs / SAMPLES, bag.schedule, bag.t0_ns, bag.time_base, collected)
     inference = last_inference(collected.diagnostics)
-    live = _live_summary(domain, offset_ns, logs, inference, collected, outputs)
+    live = _live_summary(domain, offset_ns, logs, inference, collected, outputs, bag.time_base)
     return result_document(
         "live",
         bag=bag.info,
         backend={"name": inference.get("backend"), "notes": [inference.get("backend_notes", "")]},
-        config={"window_s": window_s, "node_params": str(config), "node_args": list(node_args)},
+        config={
+            "window_s": window_s,
+            "node_params": str(config),
+            "node_args": [*node_args, *_transport_args(bag.transports)],
+        },
         schedule=schedule_json(bag.schedule, bag.source, bag.t0_ns),
         scores=scores,
         started=started,
@@ -147,8 +171,10 @@ def _live_summary(
     inference: Mapping[str, str],
     collected: Collected,
     outputs: list[Output],
+    time_base: timebase.TimeBase,
 ) -> dict[str, Any]:
-    """The result's ``live`` entry: the run's bookkeeping, the player's and the node's own figures."""
+    """The result's ``live`` entry: the run's bookkeeping, the player's and the node's own figures
+    (the receive latency: receive time - the anchor's stamp, both on the record clock)."""
     return {
         "domain_id": domain,
         "clock_offset_s": round(offset_ns / _NS, 6),
@@ -161,13 +187,21 @@ def _live_summary(
         "outputs_received": len(outputs),
         "status_received": len(collected.status),
         "diagnostics_received": len(collected.diagnostics),
-        "receive_latency_ms": stats_ms([(o.time_ns - o.stamp_ns) / _NS for o in outputs]),
+        "receive_latency_ms": stats_ms(
+            [(o.time_ns - time_base.stamp_on_clock_ns(o.stamp_ns, o.anchor or None)) / _NS for o in outputs]
+        ),
     }
 
 
-def _read_bag(path: Path, remap: Mapping[str, str] | None, faults: FaultSchedule | None) -> _Bag:
-    """The bag's camera topics, fault schedule, time zero and summary; :class:`BagError` without cameras."""
-    with BagReader(path, remap=remap) as bag:
+def read_bag(
+    path: Path,
+    remap: Mapping[str, str] | None,
+    transports: Mapping[str, str] | None,
+    faults: FaultSchedule | None,
+) -> LiveBag:
+    """The bag's cameras (and how to play them), fault schedule, clocks and summary; :class:`BagError`
+    without cameras."""
+    with BagReader(path, remap=remap, transports=transports) as bag:
         present = dict(bag.topics)
         cameras = [m for m, t in SENSORS.items() if t.topic in present]
         if not cameras:
@@ -176,7 +210,12 @@ def _read_bag(path: Path, remap: Mapping[str, str] | None, faults: FaultSchedule
         sequence = bag.sequence()
         scene_s = sequence.get("segment_s") if sequence else None
         duration_s = (bag.end_ns - bag.start_ns) / _NS
-        return _Bag(
+        time_base = timebase.measure(bag)
+        t0_ns = time_base.schedule_zero_ns(bag.start_ns, sequence)
+        chosen = {m: bag.transports[m] for m in cameras}
+        bag_topic = {m: present[SENSORS[m].topic] for m in cameras}
+        max_skew_ns = SyncConfig().max_skew_ns  # the node's default
+        return LiveBag(
             path=path,
             info={
                 "path": str(path),
@@ -184,21 +223,35 @@ def _read_bag(path: Path, remap: Mapping[str, str] | None, faults: FaultSchedule
                 "start_ns": bag.start_ns,
                 "duration_s": round(duration_s, 3),
                 "messages": bag.message_count,
-                "topics": {t: {"bag_topic": n, "messages": bag.count(t)} for t, n in sorted(present.items())},
+                "topics": bag_topics_json(bag),
                 "remap": dict(bag.remap),
+                "warnings": [*bag.warnings, *time_base.warnings(max_skew_ns)],
                 "sequence": sequence,
+                "time_base": time_base.as_json(t0_ns, max_skew_ns),
             },
-            play_topics=[present[SENSORS[m].topic] for m in cameras],
+            play_topics=list(bag_topic.values()),
+            play_remap={
+                bag_topic[m]: input_topic(m, t)
+                for m, t in chosen.items()
+                if bag_topic[m].lstrip("/") != input_topic(m, t)
+            },
+            transports=chosen,
+            time_base=time_base,
             schedule=schedule,
             source=source,
-            t0_ns=int(sequence["start_ns"]) if sequence and "start_ns" in sequence else bag.start_ns,
+            t0_ns=t0_ns,
             scene_s=float(scene_s) if isinstance(scene_s, (int, float)) and scene_s > 0 else None,
             duration_s=duration_s,
         )
 
 
+def _transport_args(transports: Mapping[str, str]) -> list[str]:
+    """The node's ``<modality>.transport`` parameters for the cameras not played raw."""
+    return [arg for m, t in transports.items() if t != "raw" for arg in ("-p", f"{m}.transport:={t}")]
+
+
 def _run(
-    bag: _Bag,
+    bag: LiveBag,
     config: Path,
     node_args: tuple[str, ...],
     domain_id: int | None,
@@ -210,11 +263,13 @@ def _run(
     node_log, play_log = logs / "node.log", logs / "play.log"
     with interrupt_on_signals(), live_domain(domain_id) as domain, Children() as children:
         env = ros_env(domain)
-        node = children.start(node_command(config, node_args), env, node_log)
+        node = children.start(
+            node_command(config, (*node_args, *_transport_args(bag.transports))), env, node_log
+        )
         with Collector(domain) as collector:
             _say(progress, f"live: domain {domain}, starting unimrseg_node (log {node_log})")
             wait_for_node(collector.ready, node, node_log, ready_timeout_s)
-            play = player_command(bag.path, bag.play_topics, bag.info["remap"], logs / "play.json")
+            play = player_command(bag.path, bag.play_topics, bag.play_remap, logs / "play.json")
             _say(progress, f"live: playing {bag.path.name} ({bag.duration_s:.0f} s) against the node")
             player = children.start(play, env, play_log)
 
@@ -247,7 +302,9 @@ def sample_times(schedule: FaultSchedule | None) -> list[tuple[str, float]]:
     return out
 
 
-def _save_samples(file: Path, schedule: FaultSchedule | None, t0_ns: int, collected: Collected) -> None:
+def _save_samples(
+    file: Path, schedule: FaultSchedule | None, t0_ns: int, time_base: timebase.TimeBase, collected: Collected
+) -> None:
     """The node's masks nearest each :func:`sample_times`, with what it used and left out (demo report)."""
     masks, status = collected.masks, collected.status
     stamps = sorted(masks["class_mask"])
@@ -255,7 +312,7 @@ def _save_samples(file: Path, schedule: FaultSchedule | None, t0_ns: int, collec
         return
     arrays: dict[str, Any] = {}
     for k, (label, t_s) in enumerate(sample_times(schedule)):
-        want = t0_ns + round(t_s * _NS)
+        want = t0_ns + round(t_s * _NS) + time_base.offset_ns()  # a stamp: on the cameras' clock
         stamp = min(stamps, key=lambda s: abs(s - want))
         class_ids = masks["class_mask"][stamp][0]
         arrays[f"class_mask_{k}"] = class_ids

@@ -10,7 +10,9 @@ the result has the offline layout; this module only turns what the collector rec
 - the faulted modality's expected period when each fault began, from the same reports.
 
 Times: the node runs on the system clock and the bag on its record time; ``offset_ns``
-(receive time - bag time) places the node's times on the bag's. No ROS is imported here.
+(receive time - bag time) places the node's times on the bag's. Header stamps (outputs carry
+their anchor's) may be on a third clock; the bag's :class:`~unimrseg_core.bags.timebase.TimeBase`
+places them on the record clock, as offline. No ROS is imported here.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from unimrseg_core.bags.evaluate import truth_mono8
 from unimrseg_core.bags.messages import stamp_to_ns
 from unimrseg_core.bags.read import BagReader
 from unimrseg_core.bags.score import Output, Scoreboard
+from unimrseg_core.bags.timebase import TimeBase
 from unimrseg_core.bags.topics import GROUND_TRUTH, SENSORS
 from unimrseg_core.faults import FaultSchedule
 from unimrseg_core.health import HealthState, Transition
@@ -112,6 +115,7 @@ def score_live(
     path: Path,
     *,
     remap: Mapping[str, str] | None,
+    time_base: TimeBase,
     schedule: FaultSchedule | None,
     t0_ns: int,
     scene_s: float | None,
@@ -119,15 +123,27 @@ def score_live(
     collected: Collected,
     outputs: list[Output],
     offset_ns: int,
+    transports: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Feed the Scoreboard in bag-time order (the bag's camera stamps and ground truth, the outputs).
+
+    ``time_base``: the bag's header stamps minus its record times (``timebase.measure``), so
+    stamps on another clock score right; ``t0_ns``: the schedule's zero on the record clock
+    (``TimeBase.schedule_zero_ns``); ``remap`` / ``transports``: read the bag as the run did.
 
     Returns :meth:`Scoreboard.result`, each fault row with ``left_out``: when the frames
     first went without the faulted modality.
     """
-    with BagReader(path, remap=remap) as bag:
+    with BagReader(path, remap=remap, transports=transports) as bag:
         truth_kinds = [_TRUTH_OF[t] for t in bag.topics if t in _TRUTH_OF]
-        board = Scoreboard(schedule, t0_ns, window_s=window_s, truth_kinds=truth_kinds, scene_s=scene_s)
+        board = Scoreboard(
+            schedule,
+            t0_ns,
+            window_s=window_s,
+            truth_kinds=truth_kinds,
+            scene_s=scene_s,
+            stamp_offsets_ns=time_base.offsets_ns,
+        )
         events: list[_Event] = [(output.time_ns, 1, output) for output in outputs]
         events += _bag_events(bag, path)
         end_ns = bag.end_ns
@@ -146,8 +162,9 @@ def score_live(
     for index, period_ns in _fault_periods(schedule, t0_ns, collected.diagnostics, offset_ns):
         board.note_period(index, period_ns)
     result = board.result()
-    for row, left_out in zip(result["faults"], _left_out(schedule, t0_ns, collected.status), strict=True):
-        row["left_out"] = left_out
+    left_out = _left_out(schedule, t0_ns, collected.status, time_base)
+    for row, first in zip(result["faults"], left_out, strict=True):
+        row["left_out"] = first
     return result
 
 
@@ -183,16 +200,23 @@ def _fault_periods(
             yield i, before[-1]
 
 
-def _left_out(schedule: FaultSchedule | None, t0_ns: int, status: StatusLog) -> list[dict[str, Any]]:
-    """Per fault: seconds from its start to the first frame whose status left its modality out."""
+def _left_out(
+    schedule: FaultSchedule | None, t0_ns: int, status: StatusLog, time_base: TimeBase
+) -> list[dict[str, Any]]:
+    """Per fault: seconds from its start to the first frame whose status left its modality out
+    (the frame's anchor stamp placed on the record clock)."""
+    on_clock = {
+        time_base.stamp_on_clock_ns(stamp, values.get("anchor") or None): values
+        for stamp, (values, _) in status.items()
+    }
     rows = []
     for i, fault in enumerate(schedule or ()):
         start, end = t0_ns + round(fault.start_s * _NS), t0_ns + round(fault.end_s * _NS)
         first = min(
             (
-                s
-                for s, (values, _) in status.items()
-                if start <= s < end and f"skipped.{fault.modality}" in values
+                t
+                for t, values in on_clock.items()
+                if start <= t < end and f"skipped.{fault.modality}" in values
             ),
             default=None,
         )

@@ -169,7 +169,7 @@ def evaluate_bag(
         schedule, source = (faults, "argument") if faults is not None else bag.fault_schedule()
         sequence = bag.sequence()
         time_base = timebase.measure(bag)
-        t0_ns = _t0_ns(bag, sequence, time_base)
+        t0_ns = time_base.schedule_zero_ns(bag.start_ns, sequence)
         segmenter, notes = _open(segmenter, backend, options)
         board = _scoreboard(bag, schedule, t0_ns, sync, window_s, sequence, time_base)
         pipeline: FramePipeline[None] = FramePipeline(
@@ -329,14 +329,6 @@ def _open(
     return Segmenter(selection.backend, cuda_graphs=options.cuda_graphs), selection.notes
 
 
-def _t0_ns(bag: BagReader, sequence: dict[str, Any] | None, time_base: timebase.TimeBase) -> int:
-    """The schedule's zero on the record clock: ``bag make``'s start stamp put on it, else the
-    bag's first record time."""
-    if sequence and isinstance(sequence.get("start_ns"), int):
-        return int(sequence["start_ns"]) - time_base.offset_ns()
-    return bag.start_ns
-
-
 def _scoreboard(
     bag: BagReader,
     schedule: FaultSchedule | None,
@@ -384,7 +376,6 @@ def _bag_info(bag: BagReader, path: Path, sequence: dict[str, Any] | None) -> di
         "messages": bag.message_count,
         "topics": bag_topics_json(bag),
         "remap": dict(bag.remap),
-        "transports": dict(bag.wanted_transports),
         "warnings": list(bag.warnings),
         "sequence": sequence,
     }

@@ -45,6 +45,18 @@ class TimeBase:
             return int(self.offsets_ns[modality])
         return _median(list(self.offsets_ns.values())) if self.offsets_ns else 0
 
+    def schedule_zero_ns(self, record_start_ns: int, sequence: Mapping[str, Any] | None) -> int:
+        """The fault schedule's zero on the record clock: ``bag make``'s start stamp (``sequence``'s
+        ``start_ns``, a header stamp) put on it, else the bag's first record time. Offline and
+        live evaluation both place the schedule with it."""
+        if sequence and isinstance(sequence.get("start_ns"), int):
+            return int(sequence["start_ns"]) - self.offset_ns()
+        return int(record_start_ns)
+
+    def stamp_on_clock_ns(self, stamp_ns: int, modality: str | None = None) -> int:
+        """A header stamp of ``modality`` (None: of no one camera) placed on the record clock."""
+        return int(stamp_ns) - self.offset_ns(modality)
+
     def warnings(self, max_skew_ns: int) -> list[str]:
         """The cameras' clocks disagree by more than the frame assembler's max skew: no frame can
         combine them (the node behaves the same on these stamps)."""
