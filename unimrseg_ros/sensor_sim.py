@@ -26,6 +26,12 @@ precomputed at start.
 segment: the default 512 KB segment cannot hold the previous tick's three images while a
 reader is still busy with them, and the next rgb image would be dropped.)
 
+``--rig`` renders each camera through its own camera of ``data.rig.DEMO_RIG`` (own
+resolution, field of view and mounting; rgb is the anchor) and publishes its
+sensor_msgs/CameraInfo on ``<modality>/camera_info`` just before every image, with the
+image's header, as camera drivers do; :func:`rig_extrinsic` is what the node's
+``<modality>.extrinsic`` parameter must say for it.
+
 Faults are switched by commands on stdin, one per line:
 
     stop | start      destroy / recreate the publisher (as if the driver died and came back)
@@ -59,15 +65,18 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from unimrseg_core import topics
+from unimrseg_core.bags.rig import rig_calibration
 from unimrseg_core.compressed_msg import encode_compressed
 from unimrseg_core.data.generator import SceneGenerator
+from unimrseg_core.data.rig import DEMO_RIG
 from unimrseg_core.image_msg import fill_msg
 from unimrseg_core.modalities import MODALITIES
+from unimrseg_ros.camera_info import camera_info_message
 
-__all__ = ["SimCamera", "main"]
+__all__ = ["SimCamera", "main", "rig_extrinsic"]
 
 ENCODING: Final = dict(zip(MODALITIES, ("rgb8", "16UC1", "mono16"), strict=True))
 """What each simulated camera publishes: a colour camera, a depth camera in mm, raw thermal counts."""
@@ -131,6 +140,13 @@ def compressed_message(image: np.ndarray, modality: str, transport: str) -> Comp
     return CompressedImage(format=fmt, data=data)
 
 
+def rig_extrinsic(modality: str, *, size: tuple[int, int] = (240, 320), seed: int = 11) -> str:
+    """``<modality>.extrinsic`` of ``--rig``'s camera relative to rgb: ``"x y z qx qy qz qw"``."""
+    sample = SceneGenerator(size, seed=seed).sample_rig(0, DEMO_RIG, ["day"])
+    pose = rig_calibration(sample.cameras, DEMO_RIG.anchor)[modality].anchor_from_sensor
+    return " ".join(f"{v:.9g}" for v in (*pose.translation, *pose.quaternion()))
+
+
 def _copy(msg: Message) -> Message:
     """An independent copy (the scene messages are reused with new stamps)."""
     if isinstance(msg, CompressedImage):
@@ -160,6 +176,7 @@ class SimCamera(Node):
         scenes: int = 4,
         reliability: str = "reliable",
         transport: str = "raw",
+        rig: bool = False,
         **kwargs: Any,
     ) -> None:
         self.topic = topics.input_topic(modality, transport)  # ValueError for a transport it lacks
@@ -171,8 +188,12 @@ class SimCamera(Node):
         rng = np.random.default_rng(seed)
         self.scenes: list[Message] = []
         self.variants: list[dict[str, Message]] = []
+        self.infos: list[CameraInfo] = []  # with --rig: each scene's CameraInfo of this camera
         for i in range(scenes):
-            sample = generator.sample(i, ["day"])
+            sample = generator.sample_rig(i, DEMO_RIG, ["day"]) if rig else generator.sample(i, ["day"])
+            if rig:
+                intrinsics = rig_calibration(sample.cameras, DEMO_RIG.anchor)[modality].intrinsics
+                self.infos.append(camera_info_message(intrinsics, CameraInfo().header, intrinsics.size))
             holes = sample.depth.copy()
             holes[rng.random(holes.shape) < 0.95] = 0.0
             self.scenes.append(self._encode(getattr(sample, modality)))
@@ -187,6 +208,9 @@ class SimCamera(Node):
         )
         self.qos = QoSProfile(depth=5, reliability=ReliabilityPolicy[reliability.upper()])
         self.pub: Any = self._publisher()
+        self.info_pub: Any = (
+            self.create_publisher(CameraInfo, topics.CAMERA_INFOS[modality], self.qos) if rig else None
+        )
         self.mode = "normal"
         self.last: Message | None = None  # the last published (a reused object)
         self.frozen: Message | None = None  # a copy, re-sent while frozen
@@ -236,6 +260,10 @@ class SimCamera(Node):
             return None
         scene = tick % len(self.scenes)
         msg = self._message(scene, stamp_ns)
+        if self.info_pub is not None:  # before the image: the node registers with it
+            info = self.infos[scene]
+            info.header = msg.header
+            self.info_pub.publish(info)
         self.pub.publish(msg)
         self.last = msg
         self.last_publish_ns = time.time_ns()
@@ -274,6 +302,12 @@ def _parser() -> argparse.ArgumentParser:
         default="raw",
         help="raw: sensor_msgs/Image; compressed (any camera) or compressedDepth (depth, thermal): "
         "sensor_msgs/CompressedImage on <modality>/image/<transport>, as image_transport's plugins",
+    )
+    parser.add_argument(
+        "--rig",
+        action="store_true",
+        help="render through this camera's own camera of data.rig.DEMO_RIG and publish "
+        "<modality>/camera_info before every image",
     )
     parser.add_argument("--duration", type=float, default=600.0, help="seconds before exiting on its own")
     return parser
@@ -340,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenes=args.scenes,
         reliability=args.reliability,
         transport=args.transport,
+        rig=args.rig,
     )
     with args.events.open("a", encoding="utf-8") as events:
         emit = _writer(events)

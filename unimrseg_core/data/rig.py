@@ -42,9 +42,11 @@ class Mount:
     offset_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """Optical centre in the anchor's optical frame: x right, y down, z forward."""
     yaw_deg: float = 0.0
-    """Turned right of the anchor's heading."""
+    """Turned right of the anchor's heading (with the world's pitch-then-yaw cameras and no roll,
+    the exact relative rotation then depends a little on the anchor's pitch: ``pose_in`` gives it;
+    a rig that must keep one extrinsic for every scene uses pitch only)."""
     pitch_deg: float = 0.0
-    """Looks further down than the anchor."""
+    """Looks further down than the anchor (a fixed relative rotation about the anchor's x axis)."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.scale) and 0.05 <= self.scale <= 4.0):
@@ -121,10 +123,11 @@ DEMO_RIG: Final = CameraRig(
         # a stereo/ToF depth module beside the colour camera, a little wider and coarser
         "depth": Mount(scale=0.75, hfov_deg=75.0, offset_m=(-0.05, 0.0, 0.0)),
         # a 160x120-class microbolometer above it, narrower, tilted down a little
-        "thermal": Mount(scale=0.5, hfov_deg=57.0, offset_m=(0.04, -0.06, 0.01), yaw_deg=1.5, pitch_deg=1.0),
+        "thermal": Mount(scale=0.5, hfov_deg=57.0, offset_m=(0.04, -0.06, 0.01), pitch_deg=1.5),
     },
 )
-"""A rig like a real robot's front sensor head (used by ``bag make --rig``, the demo and the tests)."""
+"""A rig like a real robot's front sensor head (``bag make --rig``, ``sensor_sim --rig``, the tests):
+one extrinsic per camera for every scene, as a bolted-on rig has."""
 
 
 @dataclass
