@@ -74,6 +74,12 @@ def add_parser(groups: Any) -> argparse._SubParsersAction:
         default=20.0,
         help="seconds per scene before a new one (default 20)",
     )
+    make.add_argument(
+        "--rig",
+        action="store_true",
+        help="cameras as on a robot: each with its own resolution, field of view and mounting "
+        "(data.rig.DEMO_RIG), <modality>/camera_info beside every image and /tf_static",
+    )
     make.add_argument("--quiet", action="store_true", help="no progress bar")
     make.set_defaults(func=run_make)
     _add_eval(bag_cmds)
@@ -309,6 +315,7 @@ def run_make(args: argparse.Namespace) -> int:
     if not import_rosbags("make", "write"):
         return 2
     from unimrseg_core.bags.write import make_bag
+    from unimrseg_core.data.rig import DEMO_RIG
     from unimrseg_core.faults import FaultSchedule
 
     schedule = FaultSchedule.load(args.faults) if args.faults else None
@@ -323,6 +330,7 @@ def run_make(args: argparse.Namespace) -> int:
         workers=args.workers,
         segment_s=args.segment,
         progress=not args.quiet,
+        rig=DEMO_RIG if args.rig else None,
     )
     print(json.dumps(summary.as_json(), indent=1))
     print(f"wrote {summary.path} ({summary.frames} frames, {summary.seconds:.1f} s)")

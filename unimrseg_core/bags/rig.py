@@ -12,11 +12,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
 
 from unimrseg_core.data.camera import Camera
 from unimrseg_core.registration import Intrinsics, Transform
 
-__all__ = ["SensorCalibration", "intrinsics_of", "rig_calibration"]
+__all__ = [
+    "CAMERA_INFO_TYPE",
+    "TF_MESSAGE_TYPE",
+    "SensorCalibration",
+    "camera_info_msg",
+    "intrinsics_of",
+    "rig_calibration",
+    "tf_static_msg",
+]
+
+CAMERA_INFO_TYPE: Final = "sensor_msgs/msg/CameraInfo"
+TF_MESSAGE_TYPE: Final = "tf2_msgs/msg/TFMessage"
 
 
 @dataclass(frozen=True)
@@ -38,3 +52,46 @@ def rig_calibration(cameras: Mapping[str, Camera], anchor: str) -> dict[str, Sen
         modality: SensorCalibration(intrinsics_of(camera), Transform(*camera.pose_in(cameras[anchor])))
         for modality, camera in cameras.items()
     }
+
+
+def camera_info_msg(intrinsics: Intrinsics, header: Any) -> Any:
+    """A rosbags ``sensor_msgs/CameraInfo`` of ``intrinsics`` with ``header``."""
+    from unimrseg_core.bags.messages import typestore
+
+    types = typestore().types
+    fields = intrinsics.camera_info_fields()
+    roi = types["sensor_msgs/msg/RegionOfInterest"](
+        x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+    )
+    arrays = {k: np.asarray(fields[k], np.float64) for k in ("d", "k", "r", "p")}
+    return types[CAMERA_INFO_TYPE](
+        header=header,
+        height=fields["height"],
+        width=fields["width"],
+        distortion_model=fields["distortion_model"],
+        **arrays,
+        binning_x=0,
+        binning_y=0,
+        roi=roi,
+    )
+
+
+def tf_static_msg(header_of: Any, transforms: Mapping[tuple[str, str], Transform]) -> Any:
+    """A rosbags ``tf2_msgs/TFMessage``: one TransformStamped per ``(parent, child)``, each
+    ``parent_from_child`` (``header_of(parent)`` stamps and names its header)."""
+    from unimrseg_core.bags.messages import typestore
+
+    types = typestore().types
+    stamped = []
+    for (parent, child), pose in transforms.items():
+        x, y, z, w = pose.quaternion()
+        transform = types["geometry_msgs/msg/Transform"](
+            translation=types["geometry_msgs/msg/Vector3"](*(float(v) for v in pose.translation)),
+            rotation=types["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w),
+        )
+        stamped.append(
+            types["geometry_msgs/msg/TransformStamped"](
+                header=header_of(parent), child_frame_id=child, transform=transform
+            )
+        )
+    return types[TF_MESSAGE_TYPE](transforms=stamped)

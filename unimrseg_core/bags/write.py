@@ -12,6 +12,12 @@ What the bag holds (names in :mod:`unimrseg_core.bags.topics`):
   ``unimrseg.sequence`` (JSON: seed, size, rate, duration, segments, start stamp);
 - ``faults.yaml`` beside the storage file: the schedule again, for tools without a bag reader.
 
+With ``rig`` (``bag make --rig``: ``data.rig.DEMO_RIG``) the cameras are a real robot's: each
+renders through its own camera (own resolution, field of view, mounting), ``<modality>/camera_info``
+(sensor_msgs/CameraInfo) goes with every image (same header and record time), ``/tf_static``
+(tf2_msgs/TFMessage) holds every camera's pose in the anchor camera's optical frame once at
+the start, and the ground truth is the anchor camera's.
+
 Faults are the :mod:`unimrseg_core.faults` model that the live injector also uses: a
 dropped or rate-dropped frame is not written; a frozen camera's last message is written
 again with its stale stamp; a delayed message keeps its stamp and is written ``delay_s``
@@ -42,6 +48,13 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from tqdm import tqdm
 
 from unimrseg_core.bags import messages
+from unimrseg_core.bags.rig import (
+    CAMERA_INFO_TYPE,
+    TF_MESSAGE_TYPE,
+    camera_info_msg,
+    rig_calibration,
+    tf_static_msg,
+)
 from unimrseg_core.bags.topics import (
     GROUND_TRUTH,
     IMAGE_TYPE,
@@ -49,11 +62,12 @@ from unimrseg_core.bags.topics import (
     STORAGE_NAMES,
     STRING_TYPE,
 )
+from unimrseg_core.data.rig import CameraRig
 from unimrseg_core.data.sequence import DEFAULT_CONDITIONS, SequenceGenerator
 from unimrseg_core.data.splits import TEST_SEED
 from unimrseg_core.faults import FaultInjector, FaultSchedule
 from unimrseg_core.modalities import MODALITIES
-from unimrseg_core.topics import FAULT_EVENTS, FAULT_TIMELINE
+from unimrseg_core.topics import CAMERA_INFOS, FAULT_EVENTS, FAULT_TIMELINE, TF_STATIC
 
 __all__ = [
     "BAG_FORMAT",
@@ -145,12 +159,14 @@ def make_bag(
     conditions: Sequence[Sequence[str]] = DEFAULT_CONDITIONS,
     start_ns: int = DEFAULT_START_NS,
     progress: bool = True,
+    rig: CameraRig | None = None,
 ) -> BagSummary:
     """Write a ``duration_s`` bag of a moving camera at ``rate_hz`` to the new directory ``out``.
 
     ``seed`` defaults to the held-out test seed, so a bag never shows training scenes;
     a new scene (and lighting, cycling through ``conditions``) starts every ``segment_s``.
-    ``faults`` (default: none) are applied as described in the module docstring.
+    ``faults`` (default: none) are applied as described in the module docstring; ``rig``
+    renders offset cameras with their CameraInfo and /tf_static (default: one shared pinhole).
     Raises FileExistsError if ``out`` exists, ValueError for bad arguments.
     """
     started = time.perf_counter()
@@ -162,7 +178,9 @@ def make_bag(
     for fault in schedule:
         if fault.start_s >= duration_s:
             log.warning("fault %s starts after the bag ends (%g s): it has no effect", fault, duration_s)
-    sequence = SequenceGenerator(size, seed, rate_hz=rate_hz, segment_s=segment_s, conditions=conditions)
+    sequence = SequenceGenerator(
+        size, seed, rate_hz=rate_hz, segment_s=segment_s, conditions=conditions, rig=rig
+    )
     n_frames = sequence.frame_count(duration_s)
     meta = {
         "format": BAG_FORMAT,
@@ -175,12 +193,13 @@ def make_bag(
         "segment_s": segment_s,
         "conditions": [list(c) for c in sequence.conditions],
         "start_ns": start_ns,
+        **({"rig": rig.to_json()} if rig is not None else {}),
     }
     with _scratch(out) as partial:
         with Writer(partial, version=9, storage_plugin=STORAGES[storage]) as writer:
             writer.set_custom_data("unimrseg.faults", schedule.to_yaml())
             writer.set_custom_data("unimrseg.sequence", json.dumps(meta))
-            bag = _BagMessages(writer, schedule, start_ns)
+            bag = _BagMessages(writer, schedule, start_ns, rig=rig is not None)
             bag.queue_fault_messages(until_s=(n_frames - 1) / rate_hz)
             frames = sequence.frames(0, n_frames, workers=workers)
             for frame in tqdm(
@@ -220,7 +239,7 @@ def _scratch(out: Path) -> Iterator[Path]:
 class _BagMessages:
     """The bag's connections and a queue that writes messages in record-time order."""
 
-    def __init__(self, writer: Writer, schedule: FaultSchedule, start_ns: int) -> None:
+    def __init__(self, writer: Writer, schedule: FaultSchedule, start_ns: int, *, rig: bool = False) -> None:
         store = messages.typestore()
         self.writer, self.schedule, self.start_ns = writer, schedule, start_ns
         self.connections = {
@@ -229,6 +248,12 @@ class _BagMessages:
         }
         for topic in (FAULT_TIMELINE, FAULT_EVENTS):
             self.connections[topic] = writer.add_connection(topic, STRING_TYPE, typestore=store)
+        self.rig = rig
+        if rig:
+            for topic in CAMERA_INFOS.values():
+                self.connections[topic] = writer.add_connection(topic, CAMERA_INFO_TYPE, typestore=store)
+            self.connections[TF_STATIC] = writer.add_connection(TF_STATIC, TF_MESSAGE_TYPE, typestore=store)
+        self.tf_written = False
         self.queue = _Queue()
         self.counts: Counter[str] = Counter()
         self.injector: FaultInjector[np.ndarray] = FaultInjector(schedule)
@@ -250,6 +275,9 @@ class _BagMessages:
             topic = GROUND_TRUTH[name]
             msg = messages.image_msg(topic, np.ascontiguousarray(image, np.uint8), stamp_ns)
             self.queue.push(stamp_ns, topic.topic, messages.serialize(msg))
+        calibration = rig_calibration(sample.cameras, sample.anchor) if self.rig else {}
+        if calibration and not self.tf_written:
+            self._push_tf_static(calibration, sample.anchor)
         for modality in MODALITIES:
             delivery = self.injector.process(modality, t_s, stamp_ns, getattr(sample, modality))
             if delivery is None:
@@ -257,8 +285,21 @@ class _BagMessages:
             image = self.schedule.apply(delivery.content, delivery.payload, key=stamp_ns)
             msg = messages.image_msg(SENSORS[modality], image, delivery.stamp_ns, modality=modality)
             record_ns = stamp_ns + round(delivery.delay_s * _NS_PER_S)
+            if calibration:  # the driver's CameraInfo, just before its image
+                info = camera_info_msg(calibration[modality].intrinsics, msg.header)
+                self.queue.push(record_ns, CAMERA_INFOS[modality], messages.serialize(info))
             self.queue.push(record_ns, SENSORS[modality].topic, messages.serialize(msg))
         self.flush(stamp_ns)
+
+    def _push_tf_static(self, calibration: Mapping[str, Any], anchor: str) -> None:
+        """Every other camera's pose in the anchor's optical frame, once, at the start."""
+        parent = SENSORS[anchor].frame_id
+        poses = {
+            (parent, SENSORS[m].frame_id): c.anchor_from_sensor for m, c in calibration.items() if m != anchor
+        }
+        tf = tf_static_msg(lambda frame: messages.header(self.start_ns, frame), poses)
+        self.queue.push(self.start_ns, TF_STATIC, messages.serialize(tf))
+        self.tf_written = True
 
     def flush(self, until_ns: float) -> None:
         for ns, topic, data in self.queue.pop_until(until_ns):
