@@ -7,6 +7,7 @@ the result has the offline layout; this module only turns what the collector rec
 - outputs: each class mask with its saliency mask and per-frame status (anchor, modalities
   used and left out, latency) at its receive time, matched to the ground truth by stamp;
 - health: each sensor's ``state`` and ``state_since_s`` on the node's /diagnostics;
+- rejections: each sensor's ``rejected.<reason>`` counts on its last /diagnostics report;
 - the faulted modality's expected period when each fault began, from the same reports.
 
 Times: the node runs on the system clock and the bag on its record time; ``offset_ns``
@@ -37,7 +38,7 @@ from unimrseg_core.image_msg import MAX_PIXELS
 from unimrseg_core.modalities import MODALITIES
 from unimrseg_ros.live_collect import Collected, DiagnosticsLog, StatusLog
 
-__all__ = ["last_inference", "node_outputs", "node_transitions", "score_live", "stats_ms"]
+__all__ = ["last_inference", "node_outputs", "node_rejections", "node_transitions", "score_live", "stats_ms"]
 
 _MODALITY_OF: Final = {t.topic: m for m, t in SENSORS.items()}
 _TRUTH_OF: Final = {t.topic: k for k, t in GROUND_TRUTH.items()}
@@ -86,6 +87,23 @@ def node_transitions(diagnostics: DiagnosticsLog, offset_ns: int) -> list[Transi
             out.append(Transition(modality, at - offset_ns, state[modality], new, values.get("reasons", "")))
             state[modality] = new
     out.sort(key=lambda t: t.time_ns)
+    return out
+
+
+def node_rejections(diagnostics: DiagnosticsLog) -> dict[str, dict[str, int]]:
+    """Per sensor, the malformed messages the node rejected by reason (``rejected.<reason>`` on its
+    last /diagnostics report: counts since activation, so the last report holds the run's)."""
+    out: dict[str, dict[str, int]] = {}
+    for _, rows in diagnostics:
+        for name, _, values in rows:
+            modality = name.rsplit(": ", 1)[-1]
+            if modality not in MODALITIES:
+                continue
+            counts = {}
+            for key, value in values.items():
+                if key.startswith("rejected.") and value.isdigit():
+                    counts[key.split(".", 1)[1]] = int(value)
+            out[modality] = counts
     return out
 
 
@@ -159,6 +177,10 @@ def score_live(
     board.add_transitions(
         [t for t in node_transitions(collected.diagnostics, offset_ns) if t.time_ns <= end_ns]
     )
+    for modality, counts in node_rejections(collected.diagnostics).items():
+        for reason, n in counts.items():
+            for _ in range(n):
+                board.add_reject(modality, reason)
     for index, period_ns in _fault_periods(schedule, t0_ns, collected.diagnostics, offset_ns):
         board.note_period(index, period_ns)
     result = board.result()

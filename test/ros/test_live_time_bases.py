@@ -35,6 +35,8 @@ DURATION = 4.0
 FAULTS = FaultSchedule([Fault("thermal", "drop", 1.5, 2.5)], seed=1)
 HOUR = 3600 * 1_000_000_000
 RECEIVE_OFFSET_NS = 7 * HOUR + 12_345_678  # the node's system clock minus the bag's record time
+REJECTED = {"rejected.bad_compressed": "3", "rejected_total": "3"}
+"""What the node's rgb status says it rejected."""
 CASES = {
     # name: (header stamp of the first frame, record time - stamp)
     "same_clock": (DEFAULT_START_NS, 0),
@@ -93,6 +95,7 @@ def _diagnostics(t0_ns: int) -> list:
             (f"unimrseg_node: {m}", 0, {"state": state, "state_since_s": repr(at_s)})
             for m, (state, at_s) in since.items()
         ]
+        rows[0][2].update(REJECTED)  # counts since activation: the last report holds the run's
         return node_ns, rows
 
     lost = t0_ns + round((FAULTS[0].start_s + 0.3) * 1e9)
@@ -158,6 +161,8 @@ def test_live_scores_alike_whatever_clock_the_camera_stamps_run_on(bags, name) -
     offsets = result["bag"]["time_base"]["stamp_minus_record_s"]
     assert set(offsets) == {"rgb", "depth", "thermal"}
     assert result["bag"]["warnings"] == []
+    assert result["inputs"]["rgb"]["rejected"] == {"bad_compressed": 3}  # the node's count, by reason
+    assert result["summary"]["rejected"] == {"rgb": 3, "depth": 0, "thermal": 0}
 
 
 def test_without_the_measured_time_base_the_stamps_of_a_camera_an_hour_ahead_land_an_hour_away(bags) -> None:
