@@ -94,6 +94,9 @@ def sensor_status(node: str, report: SensorReport) -> DiagnosticStatus:
         )
     level = LEVEL_OF_STATE[health.state]
     message = health.summary if health.state is HealthState.OK else f"{health.state}: {health.summary}"
+    if health.state is HealthState.DEGRADED:
+        # the grade decides, with health.degraded_policy, whether the model still sees the stream
+        message += f" ({health.grade}, {'kept' if health.usable else 'masked out'})"
     if report.rejected_new:
         level = worst(level, WARN)
         reasons = ", ".join(f"{r} x{n}" for r, n in report.rejected.items())
@@ -104,6 +107,8 @@ def sensor_status(node: str, report: SensorReport) -> DiagnosticStatus:
     values: dict[str, object] = {
         "state": str(health.state),
         "reasons": "; ".join(health.reasons),
+        "grade": str(health.grade),
+        "used_by_model": health.usable,
         "topic": report.topic,
         "frame_id": report.frame_id,
         "rate_hz": health.rate_hz,

@@ -281,6 +281,8 @@ def test_degraded_stream_is_masked_out_then_recovers(
     assert degraded, rig.logs()
     assert reason in degraded.values["reasons"], degraded
     assert degraded.level == 1  # WARN
+    assert (degraded.values["grade"], degraded.values["used_by_model"]) == ("severe", "False"), degraded
+    assert degraded.message.endswith("(severe, masked out)"), degraded
     assert rig.wait_used(remaining, timeout=5), rig.logs()
 
     def masked_as_unhealthy() -> bool:
