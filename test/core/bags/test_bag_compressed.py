@@ -11,20 +11,15 @@ with their reason in the JSON.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import numpy as np
 import pytest
-from rosbags.rosbag2 import Reader, Writer
+from compressed_bags import TRANSPORT, compressed_copy  # test/ is on sys.path (beside conftest.py)
 
 from unimrseg_core.bags import BagError, BagReader, make_bag
-from unimrseg_core.bags import messages as bag_messages
 from unimrseg_core.bags.cli import nothing_scored
 from unimrseg_core.bags.evaluate import evaluate_bag
 from unimrseg_core.bags.topics import COMPRESSED_IMAGE_TYPE, SENSORS
-from unimrseg_core.compressed_msg import encode_compressed
-from unimrseg_core.image_msg import decode
 from unimrseg_core.runtime.segmenter import Segmenter
 from unimrseg_core.runtime.selection import BackendOptions, select_backend
 from unimrseg_core.topics import input_topic
@@ -33,54 +28,6 @@ pytestmark = pytest.mark.timeout(300)
 
 SIZE = (60, 80)
 FRAMES = 30
-TRANSPORT = {"rgb": "compressed", "depth": "compressedDepth", "thermal": "compressed"}
-MODALITY_OF = {t.topic: m for m, t in SENSORS.items()}
-Payload = Callable[[str, bytes], bytes]
-
-
-def _compressed(msg: object, modality: str, damage: Payload | None) -> object:
-    fmt, data = encode_compressed(decode(msg, modality), modality, TRANSPORT[modality])
-    if damage is not None:
-        data = damage(modality, data)
-    store = bag_messages.typestore()
-    return store.types[COMPRESSED_IMAGE_TYPE](
-        header=msg.header, format=fmt, data=np.frombuffer(data, np.uint8)
-    )
-
-
-def _copy(
-    src: Path,
-    dst: Path,
-    *,
-    names: Mapping[str, str] | None = None,
-    keep_raw: bool = False,
-    damage: Payload | None = None,
-) -> Path:
-    """``src`` with each camera as CompressedImage (named ``names[modality]`` or image_transport's);
-    ``keep_raw``: the raw Image topics stay too; ``damage``: rewrites a payload."""
-    store = bag_messages.typestore()
-    with Reader(src) as reader, Writer(dst, version=9) as writer:
-        for key, value in (reader.storage.metadata.custom or {}).items():
-            writer.set_custom_data(key, value)
-        out, compressed = {}, {}
-        for c in reader.connections:
-            modality = MODALITY_OF.get(c.topic.lstrip("/"))
-            if modality is None or keep_raw:
-                out[c.id] = writer.add_connection(c.topic, c.msgtype, typestore=store)
-            if modality is not None:
-                name = (names or {}).get(modality, input_topic(modality, TRANSPORT[modality]))
-                compressed[c.id] = (
-                    modality,
-                    writer.add_connection(name, COMPRESSED_IMAGE_TYPE, typestore=store),
-                )
-        for connection, record_ns, data in reader.messages():
-            if connection.id in out:
-                writer.write(out[connection.id], record_ns, data)
-            if connection.id in compressed:
-                modality, target = compressed[connection.id]
-                msg = store.deserialize_cdr(data, connection.msgtype)
-                writer.write(target, record_ns, bag_messages.serialize(_compressed(msg, modality, damage)))
-    return dst
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +44,7 @@ def segmenter() -> Segmenter:
 
 def test_a_compressed_bag_scores_as_its_raw_original_within_jpeg_loss(made, segmenter, tmp_path) -> None:
     raw = evaluate_bag(made, segmenter=segmenter)
-    bag = _copy(made, tmp_path / "compressed")
+    bag = compressed_copy(made, tmp_path / "compressed")
     result = evaluate_bag(bag, segmenter=segmenter)
     topics = result["bag"]["topics"]
     for modality, transport in TRANSPORT.items():
@@ -114,7 +61,7 @@ def test_a_compressed_bag_scores_as_its_raw_original_within_jpeg_loss(made, segm
 
 def test_a_drivers_compressed_topic_is_read_through_a_remap(made, segmenter, tmp_path) -> None:
     names = {"rgb": "/camera/color/image_raw/compressed"}
-    bag = _copy(made, tmp_path / "driver", names=names)
+    bag = compressed_copy(made, tmp_path / "driver", names=names)
     with pytest.raises(BagError, match="remap source 'nope' is not in the bag"):
         evaluate_bag(bag, segmenter=segmenter, remap={"/nope": "rgb/image"})
     result = evaluate_bag(bag, segmenter=segmenter, remap={names["rgb"]: "rgb/image"})
@@ -124,7 +71,7 @@ def test_a_drivers_compressed_topic_is_read_through_a_remap(made, segmenter, tmp
 
 
 def test_raw_is_read_when_both_were_recorded_unless_a_transport_is_asked_for(made, tmp_path) -> None:
-    bag = _copy(made, tmp_path / "both", keep_raw=True)
+    bag = compressed_copy(made, tmp_path / "both", keep_raw=True)
     with BagReader(bag) as reader:
         assert reader.transports == {"rgb": "raw", "depth": "raw", "thermal": "raw"}
         assert reader.topics["rgb/image"].lstrip("/") == "rgb/image"
@@ -143,7 +90,7 @@ def test_damaged_payloads_are_counted_by_reason_in_the_json(made, segmenter, tmp
     def cut_rgb(modality: str, data: bytes) -> bytes:
         return data[: len(data) // 3] if modality == "rgb" else data  # a JPEG cut short
 
-    bag = _copy(made, tmp_path / "damaged", damage=cut_rgb)
+    bag = compressed_copy(made, tmp_path / "damaged", damage=cut_rgb)
     result = evaluate_bag(bag, segmenter=segmenter)
     assert result["inputs"]["rgb"]["rejected"] == {"bad_compressed": FRAMES}
     assert result["summary"]["rejected"]["rgb"] == FRAMES
@@ -153,7 +100,7 @@ def test_damaged_payloads_are_counted_by_reason_in_the_json(made, segmenter, tmp
     def cut_all(modality: str, data: bytes) -> bytes:
         return data[:20]
 
-    bag = _copy(made, tmp_path / "all_damaged", damage=cut_all)
+    bag = compressed_copy(made, tmp_path / "all_damaged", damage=cut_all)
     result = evaluate_bag(bag, segmenter=segmenter)
     assert result["summary"]["all"]["outputs"] == 0
     reason = nothing_scored(result)
