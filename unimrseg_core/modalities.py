@@ -38,12 +38,16 @@ __all__ = [
     "ModalityNorm",
     "apply_mask",
     "class_id",
+    "class_table_json",
+    "classes_from_json",
+    "color_table",
     "colorize",
     "combination",
     "combination_from_mask",
     "denormalize",
     "mask_array",
     "metadata_mismatch",
+    "model_classes",
     "model_metadata",
     "normalize",
 ]
@@ -199,9 +203,70 @@ def class_id(name: str) -> int:
     raise KeyError(f"unknown class {name!r}; valid: {', '.join(CLASS_NAMES)}")
 
 
-def colorize(label: np.ndarray) -> np.ndarray:
-    """``HxW`` integer class ids -> ``HxWx3`` uint8 RGB colours."""
-    return CLASS_COLORS[np.asarray(label).astype(np.uint8, copy=False)]
+def colorize(label: np.ndarray, colors: np.ndarray = CLASS_COLORS) -> np.ndarray:
+    """``HxW`` integer class ids -> ``HxWx3`` uint8 RGB colours (``colors``: a model's
+    ``color_table``; default ours)."""
+    return colors[np.asarray(label).astype(np.uint8, copy=False)]
+
+
+# ----------------------------------------------------------------- a model's class table
+# A model carries its class table in its metadata ("classes", as ``class_table_json`` writes it):
+# ours (CLASSES) for the shipped model, a user's for a fine-tuned one. Whatever deploys a model
+# (export, engines, the Segmenter's users, the node) reads the table from there with
+# ``model_classes``; metadata without one means ours, so models from before tables travelled work.
+
+
+def class_table_json(classes: Sequence[ClassInfo] = CLASSES) -> list[dict[str, object]]:
+    """A class table as the metadata stores it (JSON types)."""
+    return [asdict(c) for c in classes]
+
+
+def classes_from_json(raw: object, source: str = "metadata") -> tuple[ClassInfo, ...]:
+    """A class table read back from metadata (or a user's file, already parsed); ValueError naming
+    ``source`` and the entry when it is not a table the masks can carry: ids 0..N-1 in order,
+    1 <= N < IGNORE_INDEX, unique non-empty names, RGB colours 0..255."""
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"{source}: classes must be a non-empty list, got {type(raw).__name__}")
+    if len(raw) >= IGNORE_INDEX:
+        raise ValueError(f"{source}: at most {IGNORE_INDEX - 1} classes (id {IGNORE_INDEX} means void)")
+    out: list[ClassInfo] = []
+    for i, entry in enumerate(raw):
+        where = f"{source}: classes[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"{where} must be a mapping with id, name, color, is_thing")
+        name, color = entry.get("name"), entry.get("color")
+        if entry.get("id", i) != i:
+            raise ValueError(f"{where}: id {entry.get('id')!r}, expected {i} (ids are the list order)")
+        if not isinstance(name, str) or not name.strip() or name == "ignore":
+            raise ValueError(f"{where}: name must be a non-empty string other than 'ignore', got {name!r}")
+        if name in (c.name for c in out):
+            raise ValueError(f"{where}: duplicate class name {name!r}")
+        if (
+            not isinstance(color, Sequence)
+            or len(color) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in color)
+        ):
+            raise ValueError(f"{where} ({name}): color must be three integers 0..255, got {color!r}")
+        thing = entry.get("is_thing", False)
+        if not isinstance(thing, bool):
+            raise ValueError(f"{where} ({name}): is_thing must be true or false, got {thing!r}")
+        out.append(ClassInfo(i, name, (int(color[0]), int(color[1]), int(color[2])), thing))
+    return tuple(out)
+
+
+def model_classes(meta: Mapping[str, object] | None) -> tuple[ClassInfo, ...]:
+    """The class table of a model's metadata; ours when it has none (ValueError when malformed)."""
+    raw = (meta or {}).get("classes")
+    return CLASSES if raw is None else classes_from_json(raw)
+
+
+def color_table(classes: Sequence[ClassInfo]) -> np.ndarray:
+    """Lookup table id -> RGB colour of ``classes`` (as ``CLASS_COLORS`` is of ours)."""
+    table = np.zeros((256, 3), dtype=np.uint8)
+    for c in classes:
+        table[c.id] = c.color
+    table.flags.writeable = False
+    return table
 
 
 # --------------------------------------------------------------------- normalisation
@@ -248,23 +313,30 @@ def denormalize(modality: str, image: np.ndarray) -> np.ndarray:
     return (np.asarray(image, dtype=np.float32) * (norm.high - norm.low) + norm.low).astype(np.float32)
 
 
-def model_metadata() -> dict[str, object]:
-    """The facts a deployed model carries in its metadata (JSON-serialisable)."""
+def model_metadata(classes: Sequence[ClassInfo] = CLASSES) -> dict[str, object]:
+    """The facts a deployed model carries in its metadata (JSON-serialisable); ``classes``: its
+    class table (ours unless it was trained on another)."""
     return {
         "modalities": list(MODALITIES),
         "modality_channels": dict(MODALITY_CHANNELS),
         "combinations": [c.name for c in COMBINATIONS],
-        "classes": [asdict(c) for c in CLASSES],
+        "classes": class_table_json(classes),
         "ignore_index": IGNORE_INDEX,
         "normalization": {m: asdict(n) for m, n in NORMALIZATION.items()},
     }
 
 
 def metadata_mismatch(meta: Mapping[str, object]) -> str | None:
-    """The first of classes / normalisation / modalities where a model's metadata differs from
-    this code's (a model trained or exported elsewhere), or None when all match."""
+    """The first of classes / normalisation / modalities where a model's metadata cannot be served
+    by this code (a model trained or exported elsewhere), or None when all fit. Normalisation and
+    modalities must equal this code's; the class table is the model's own and must be well formed
+    (``classes_from_json``)."""
     current = json.loads(json.dumps(model_metadata()))  # as read back from JSON: tuples become lists
-    for key in ("classes", "normalization", "modalities"):
+    try:
+        model_classes(meta)
+    except ValueError:
+        return "classes"
+    for key in ("normalization", "modalities"):
         if meta.get(key) != current[key]:
             return key
     return None

@@ -26,7 +26,7 @@ from std_msgs.msg import String
 
 from unimrseg_core import topics
 from unimrseg_core.image_msg import fill_msg
-from unimrseg_core.modalities import CLASSES, IGNORE_INDEX, MODALITIES, colorize
+from unimrseg_core.modalities import CLASS_COLORS, IGNORE_INDEX, MODALITIES, colorize, model_classes
 from unimrseg_core.runtime.overlay import overlay
 from unimrseg_core.runtime.segmenter import Segmentation, saliency_mono8
 
@@ -36,20 +36,27 @@ LABELS_FORMAT = "unimrseg-labels/1"
 
 
 def image_message(
-    topic: str, segmentation: Segmentation, header: object, *, anchor: tuple[str, np.ndarray] | None = None
+    topic: str,
+    segmentation: Segmentation,
+    header: object,
+    *,
+    anchor: tuple[str, np.ndarray] | None = None,
+    colors: np.ndarray = CLASS_COLORS,
 ) -> Image:
     """The Image for one output ``topic`` (a name from :mod:`unimrseg_core.topics`).
 
-    ``anchor``: (modality, image in sensor units) of the frame's anchor, which the overlay needs.
+    ``anchor``: (modality, image in sensor units) of the frame's anchor, which the overlay needs;
+    ``colors``: the model's class colours (``modalities.color_table`` of its class table).
     """
     if topic == topics.OVERLAY:
         if anchor is None:
             raise ValueError(f"{topic!r} needs the anchor image")
-        return fill_msg(Image(), overlay(anchor[0], anchor[1], segmentation.class_ids), "rgb8", header=header)
+        blend = overlay(anchor[0], anchor[1], segmentation.class_ids, colors=colors)
+        return fill_msg(Image(), blend, "rgb8", header=header)
     if topic == topics.CLASS_MASK:
         return fill_msg(Image(), segmentation.class_ids, "mono8", header=header)
     if topic == topics.COLORED_MASK:
-        return fill_msg(Image(), colorize(segmentation.class_ids), "rgb8", header=header)
+        return fill_msg(Image(), colorize(segmentation.class_ids, colors), "rgb8", header=header)
     if topic == topics.SALIENCY_MASK:
         return fill_msg(Image(), segmentation.saliency_mono8, "mono8", header=header)
     if topic == topics.SALIENCY_PROBABILITY:
@@ -58,21 +65,14 @@ def image_message(
 
 
 def labels_message(model_metadata: Mapping[str, Any] | None = None) -> String:
-    """The class table as JSON: what each class id in the masks means, and how to read the masks."""
+    """The class table as JSON: what each class id in the masks means, and how to read the masks.
+    The model's own table (a fine-tuned model's from its metadata), ours when it names none."""
     meta = dict(model_metadata or {})
-    classes = meta.get("classes") or [
-        {"id": c.id, "name": c.name, "color": list(c.color), "is_thing": c.is_thing} for c in CLASSES
-    ]
     table = {
         "format": LABELS_FORMAT,
         "classes": [
-            {
-                "id": int(c["id"]),
-                "name": c["name"],
-                "color": list(c["color"]),
-                "is_thing": bool(c["is_thing"]),
-            }
-            for c in classes
+            {"id": c.id, "name": c.name, "color": list(c.color), "is_thing": c.is_thing}
+            for c in model_classes(meta)
         ],
         "ignore_index": IGNORE_INDEX,
         "modalities": list(MODALITIES),

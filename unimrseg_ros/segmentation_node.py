@@ -51,7 +51,7 @@ from std_msgs.msg import Header, String
 
 from unimrseg_core import topics
 from unimrseg_core.health import HealthState
-from unimrseg_core.modalities import MODALITIES
+from unimrseg_core.modalities import CLASS_COLORS, MODALITIES, color_table, model_classes
 from unimrseg_core.pipeline import FramePipeline, RegisteredFrame, Rejection, Step
 from unimrseg_core.runtime.backends import Backend
 from unimrseg_core.runtime.failover import FailoverBackend, Switch
@@ -109,6 +109,7 @@ class SegmentationNode(ManagedNode):
         self._config: NodeConfig | None = None
         self._backend: FailoverBackend | None = None
         self._segmenter: Segmenter | None = None
+        self._colors = CLASS_COLORS  # the loaded model's class colours (its metadata's table)
         self._reset_active_state()
 
     # ------------------------------------------------------------------ lifecycle
@@ -139,6 +140,7 @@ class SegmentationNode(ManagedNode):
             on_switch=self._on_backend_switch,
         )
         self._segmenter = Segmenter(self._backend, cuda_graphs=config.backend_options.cuda_graphs)
+        self._colors = color_table(model_classes(self._backend.metadata))  # the model's class table
         h, w = self._segmenter.input_size
         self.get_logger().info(
             f"model loaded: backend {selection.backend.name} ({'; '.join(selection.notes)}), input {h}x{w}"
@@ -419,7 +421,8 @@ class SegmentationNode(ManagedNode):
             pub = pubs.get(topic)
             if pub is None or (topic in ON_DEMAND and pub.get_subscription_count() == 0):
                 continue
-            pub.publish(image_message(topic, segmentation, anchor.header, anchor=anchor_image))
+            msg = image_message(topic, segmentation, anchor.header, anchor=anchor_image, colors=self._colors)
+            pub.publish(msg)
             self._published[topic] += 1
         self._publish_mask_camera_info(frame, anchor.header, segmentation.class_ids.shape[:2])
         latency_s = time.perf_counter() - anchor.arrived_s

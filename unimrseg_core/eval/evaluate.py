@@ -23,7 +23,7 @@ from unimrseg_core.data.tensor_ops import saliency_mono8_tensor
 from unimrseg_core.data.tensors import model_inputs, targets
 from unimrseg_core.eval.metrics import SaliencyMeter, SegmentationMeter
 from unimrseg_core.eval.protocols import Damage, Inputs, drop, robustness_protocols
-from unimrseg_core.modalities import CLASS_NAMES, COMBINATIONS, Combination, combination
+from unimrseg_core.modalities import COMBINATIONS, ClassInfo, Combination, combination, model_classes
 from unimrseg_core.runtime.backends import Backend
 from unimrseg_core.runtime.segmenter import saliency_mono8
 
@@ -73,8 +73,9 @@ class _Truth:
 class _Scores:
     """Accumulators of one evaluated setting: segmentation and saliency, optionally per condition."""
 
-    def __init__(self, full: bool) -> None:
-        self.seg = SegmentationMeter()
+    def __init__(self, full: bool, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.seg = SegmentationMeter(num_classes)
         self.sal = SaliencyMeter(full)
         self.by_condition: dict[str, SegmentationMeter] = {}
         self.full = full
@@ -89,7 +90,8 @@ class _Scores:
         if self.full:
             for cond in set().union(*truth.conditions):
                 idx = [k for k, conds in enumerate(truth.conditions) if cond in conds]
-                self.by_condition.setdefault(cond, SegmentationMeter()).update(pred[idx], truth.label[idx])
+                meter = self.by_condition.setdefault(cond, SegmentationMeter(self.num_classes))
+                meter.update(pred[idx], truth.label[idx])
         self.scenes += len(truth.label)
 
     def headline(self) -> dict[str, float | None]:
@@ -152,14 +154,15 @@ def _score(
     protocol_scenes: int,
     batch_size: int,
     progress: bool,
+    num_classes: int,
 ) -> _Tally:
     """The one pass over ``samples``: every combination on every batch, protocols on the subset."""
     present = samples[0].present
     complete = combination(present)
     tally = _Tally(
-        combinations={c.name: _Scores(full=True) for c in chosen},
-        clean=_Scores(full=False),
-        damaged=[_Scores(full=False) for _ in damages],
+        combinations={c.name: _Scores(True, num_classes) for c in chosen},
+        clean=_Scores(False, num_classes),
+        damaged=[_Scores(False, num_classes) for _ in damages],
     )
     starts = range(0, len(samples), batch_size)
     for first in tqdm(starts, desc="eval", unit="batch", disable=not progress):
@@ -181,11 +184,12 @@ def _score(
     return tally
 
 
-def _row(name: str, scores: _Scores) -> dict[str, Any]:
+def _row(name: str, scores: _Scores, classes: Sequence[ClassInfo]) -> dict[str, Any]:
+    per_class = map(_round, scores.seg.per_class_iou())
     return {
         "combination": name,
         "miou": _round(scores.seg.miou()),
-        "per_class_iou": dict(zip(CLASS_NAMES, map(_round, scores.seg.per_class_iou()), strict=True)),
+        "per_class_iou": dict(zip((c.name for c in classes), per_class, strict=True)),
         **{k: _round(v) for k, v in scores.sal.results().items()},
         "scenes": scores.scenes,
     }
@@ -260,11 +264,14 @@ def evaluate(
     batch_size: int = 8,
     progress: bool = True,
     data: Mapping[str, Any] | None = None,
+    classes: Sequence[ClassInfo] | None = None,
 ) -> dict[str, Any]:
     """Score ``model`` on ``samples`` (all with the same modalities).
 
     ``model`` is a runtime Backend (ONNX Runtime is the fast path on a CPU) or a torch
-    module, run on the device of its parameters.
+    module, run on the device of its parameters. ``classes``: what its output channels mean
+    (default: a Backend's metadata's class table, ours for a module); the samples' labels
+    must use the same ids.
 
     ``combinations`` defaults to every combination the samples' modalities allow. The
     result: ``combinations`` (one row per combination: ``combination``, ``miou``,
@@ -285,6 +292,8 @@ def evaluate(
     missing = [c.name for c in chosen if not set(c.modalities) <= set(present)]
     if missing:
         raise ValueError(f"the data has only {'+'.join(present)}; cannot evaluate {', '.join(missing)}")
+    if classes is None:
+        classes = model_classes(None if isinstance(model, torch.nn.Module) else model.metadata)
     damages = robustness_protocols(present) if protocols else []
     scenes = min(protocol_scenes, len(samples)) if protocols else 0
 
@@ -293,11 +302,13 @@ def evaluate(
         model.eval()
     try:
         with torch.inference_mode():
-            tally = _score(_predictor(model), samples, chosen, damages, scenes, batch_size, progress)
+            tally = _score(
+                _predictor(model), samples, chosen, damages, scenes, batch_size, progress, len(classes)
+            )
     finally:
         if was_training:
             model.train()
-    rows = [_row(name, s) for name, s in tally.combinations.items()]
+    rows = [_row(name, s, classes) for name, s in tally.combinations.items()]
     complete = combination(present)
     return {
         "combinations": rows,

@@ -3,7 +3,8 @@
 A checkpoint is ``NAME.pt`` (a state dict, read with ``torch.load(weights_only=True)``,
 so loading a file cannot execute code) and ``NAME.json``: the model config, the
 class table, normalisation, input size, training method/commit/data seed, and the
-sha256 of the ``.pt``. Loading checks that the sha256 and the class table match.
+sha256 of the ``.pt``. Loading checks the sha256, the normalisation and that the class
+table (ours, or the user's a model was fine-tuned on) has one entry per output channel.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from unimrseg_core.modalities import metadata_mismatch, model_metadata
+from unimrseg_core.modalities import CLASSES, ClassInfo, metadata_mismatch, model_classes, model_metadata
 from unimrseg_core.model.config import ModelConfig
 
 if TYPE_CHECKING:
@@ -46,14 +47,22 @@ def metadata_path(path: Path) -> Path:
 
 
 def save_model(
-    net: UniMRSegNet, path: str | Path, *, input_size: tuple[int, int], extra: dict[str, Any] | None = None
+    net: UniMRSegNet,
+    path: str | Path,
+    *,
+    input_size: tuple[int, int],
+    extra: dict[str, Any] | None = None,
+    classes: tuple[ClassInfo, ...] = CLASSES,
 ) -> Path:
-    """Write ``path`` (.pt) and its ``.json`` metadata; returns the .pt path."""
+    """Write ``path`` (.pt) and its ``.json`` metadata; returns the .pt path. ``classes``: what the
+    network's output channels mean (one per channel)."""
     import torch
 
     from unimrseg_core.model.network import check_input_size
 
     check_input_size(*input_size)
+    if len(classes) != net.cfg.num_classes:
+        raise ValueError(f"{len(classes)} classes for a network of {net.cfg.num_classes} output channels")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -66,7 +75,7 @@ def save_model(
         "model": net.cfg.to_dict(),
         "input_size": list(input_size),
         "parameters": sum(int(p.numel()) for p in net.parameters()),
-        **model_metadata(),
+        **model_metadata(classes),
         **(extra or {}),
         "sha256": sha256_file(path),
     }
@@ -105,6 +114,8 @@ def load_model(path: str | Path = SHIPPED, *, device: str | torch.device = "cpu"
         raise CheckpointError(f"{path}: its {differs} differ from this code's; retrain or use matching code")
     try:
         cfg = ModelConfig.from_dict(meta["model"])
+        if len(model_classes(meta)) != cfg.num_classes:
+            raise ValueError(f"its classes name {len(model_classes(meta))} of {cfg.num_classes} outputs")
         state = torch.load(path, map_location="cpu", weights_only=True)
         net = UniMRSegNet(cfg)
         net.load_state_dict(state)

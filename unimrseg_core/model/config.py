@@ -22,7 +22,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if len(self.widths) != 4 or len(self.depths) != 4:
             raise ValueError("widths and depths need 4 stages")
-        if min(self.widths) < 1 or min(self.depths) < 0 or self.attention_dim < 1 or self.decoder_width < 1:
+        if (
+            min(self.widths) < 1
+            or min(self.depths) < 0
+            or self.attention_dim < 1
+            or self.decoder_width < 1
+            or self.num_classes < 1
+        ):
             raise ValueError(f"invalid model sizes: {self}")
 
     @classmethod

@@ -31,7 +31,7 @@ from unimrseg_core.modalities import MODALITY_CHANNELS
 from unimrseg_core.model.checkpoint import load_model
 from unimrseg_core.model.network import INPUT_NAMES, check_input_size
 from unimrseg_core.runtime.backends import Feeds
-from unimrseg_core.runtime.contract import OUTPUTS, Tensor, check_tensors
+from unimrseg_core.runtime.contract import Tensor, check_tensors, outputs_of
 from unimrseg_core.runtime.device import device_identity
 from unimrseg_core.runtime.engine_cache import EngineCache, EngineKey
 from unimrseg_core.runtime.engine_check import CheckLimits, EngineJob, SmokeTest, tolerance_for, vetted_engine
@@ -203,10 +203,9 @@ class CompiledBackend:
         feeds = {m: np.zeros((1, c, h, w), np.float32) for m, c in MODALITY_CHANNELS.items()}
         feeds["modality_mask"] = np.ones((1, len(MODALITY_CHANNELS)), np.float32)
         outputs = self.infer(feeds)
-        got = [
-            Tensor(spec.name, tuple(o.shape), o.dtype.name) for spec, o in zip(OUTPUTS, outputs, strict=True)
-        ]
-        check_tensors("outputs", got, OUTPUTS, self.input_size)
+        specs = outputs_of(self.metadata)
+        got = [Tensor(s.name, tuple(o.shape), o.dtype.name) for s, o in zip(specs, outputs, strict=True)]
+        check_tensors("outputs", got, specs, self.input_size)
 
     def run_device(self, *args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs already on ``self.device`` in INPUT_NAMES order: the model alone, no copies."""

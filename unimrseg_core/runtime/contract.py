@@ -20,7 +20,13 @@ from typing import Any, Final
 
 import onnx
 
-from unimrseg_core.modalities import MODALITIES, MODALITY_CHANNELS, NUM_CLASSES, metadata_mismatch
+from unimrseg_core.modalities import (
+    MODALITIES,
+    MODALITY_CHANNELS,
+    NUM_CLASSES,
+    metadata_mismatch,
+    model_classes,
+)
 
 METADATA_KEY: Final = "unimrseg"  # metadata_props entry holding the model metadata JSON
 STANDARD_DOMAINS: Final = frozenset({"", "ai.onnx"})
@@ -41,10 +47,20 @@ INPUTS: Final[tuple[TensorSpec, ...]] = (
     *(TensorSpec(m, MODALITY_CHANNELS[m], 4) for m in MODALITIES),
     TensorSpec("modality_mask", len(MODALITIES), 2),
 )
-OUTPUTS: Final[tuple[TensorSpec, ...]] = (
-    TensorSpec("seg_logits", NUM_CLASSES, 4),
-    TensorSpec("saliency", 1, 4),
-)
+
+
+def output_specs(num_classes: int) -> tuple[TensorSpec, ...]:
+    """The outputs of a model of ``num_classes`` classes (its metadata's class table says how many)."""
+    return (TensorSpec("seg_logits", num_classes, 4), TensorSpec("saliency", 1, 4))
+
+
+def outputs_of(meta: dict[str, Any]) -> tuple[TensorSpec, ...]:
+    """The outputs a model with this metadata must have (our 8 classes when it names none)."""
+    return output_specs(len(model_classes(meta)))
+
+
+OUTPUTS: Final[tuple[TensorSpec, ...]] = output_specs(NUM_CLASSES)
+"""The shipped model's outputs (our class table)."""
 
 
 @dataclass(frozen=True)
@@ -133,14 +149,16 @@ def validate_onnx(model: onnx.ModelProto) -> dict[str, Any]:
     for key in ("classes", "normalization", "input_size", "checkpoint_sha256"):
         if key not in meta:
             raise ContractError(f"metadata lacks {key!r}")
-    if len(meta["classes"]) != NUM_CLASSES:
-        raise ContractError(f"metadata has {len(meta['classes'])} classes, this code {NUM_CLASSES}")
+    try:
+        model_classes(meta)  # the model's own class table: the outputs are checked against it below
+    except ValueError as exc:
+        raise ContractError(f"bad class table: {exc}") from None
     differs = metadata_mismatch(meta)
-    if differs:  # the Segmenter normalises and names classes with this code's tables
+    if differs:  # the Segmenter normalises with this code's tables
         raise ContractError(f"the model's {differs} differ from this code's; re-export with matching code")
     size = (int(meta["input_size"][0]), int(meta["input_size"][1]))
     check_tensors("inputs", [_onnx_tensor(v) for v in model.graph.input], INPUTS, size)
-    check_tensors("outputs", [_onnx_tensor(v) for v in model.graph.output], OUTPUTS, size)
+    check_tensors("outputs", [_onnx_tensor(v) for v in model.graph.output], outputs_of(meta), size)
     return meta
 
 

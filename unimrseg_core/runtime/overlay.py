@@ -16,7 +16,7 @@ from typing import Final
 
 import numpy as np
 
-from unimrseg_core.modalities import IGNORE_INDEX, MODALITIES, colorize, normalize
+from unimrseg_core.modalities import CLASS_COLORS, IGNORE_INDEX, MODALITIES, colorize, normalize
 
 __all__ = ["DEFAULT_ALPHA", "anchor_rgb", "overlay"]
 
@@ -42,13 +42,19 @@ def anchor_rgb(modality: str, image: np.ndarray) -> np.ndarray:
 
 
 def overlay(
-    modality: str, image: np.ndarray, class_ids: np.ndarray, *, alpha: float = DEFAULT_ALPHA
+    modality: str,
+    image: np.ndarray,
+    class_ids: np.ndarray,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    colors: np.ndarray = CLASS_COLORS,
 ) -> np.ndarray:
     """HxWx3 uint8 RGB: ``round((1 - alpha) * image + alpha * colour)`` where a pixel has a class.
 
     ``image``: the anchor's image in sensor units (``Frame.anchor_image``); ``class_ids``:
-    the class mask at its size (what ``Segmenter.segment_frame`` returns). Raises
-    ValueError for sizes that differ or an ``alpha`` outside [0, 1].
+    the class mask at its size (what ``Segmenter.segment_frame`` returns); ``colors``: the
+    model's ``modalities.color_table``. Raises ValueError for sizes that differ or an
+    ``alpha`` outside [0, 1].
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -57,7 +63,7 @@ def overlay(
         raise ValueError(
             f"class mask {class_ids.shape} is not the size of the {modality} image {base.shape[:2]}"
         )
-    blended = base.astype(np.float32) * np.float32(1.0 - alpha) + colorize(class_ids).astype(
+    blended = base.astype(np.float32) * np.float32(1.0 - alpha) + colorize(class_ids, colors).astype(
         np.float32
     ) * np.float32(alpha)
     out = np.clip(np.rint(blended), 0, 255).astype(np.uint8)

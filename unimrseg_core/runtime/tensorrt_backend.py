@@ -28,7 +28,7 @@ import numpy as np
 
 from unimrseg_core.modalities import INPUT_NAMES
 from unimrseg_core.runtime.backends import Feeds, OnnxRuntimeBackend
-from unimrseg_core.runtime.contract import OUTPUTS, read_onnx
+from unimrseg_core.runtime.contract import OUTPUTS, TensorSpec, output_specs, outputs_of, read_onnx
 from unimrseg_core.runtime.device import device_identity
 from unimrseg_core.runtime.engine_cache import EngineCache, atomic_write
 from unimrseg_core.runtime.engine_check import CheckLimits, EngineJob, SmokeTest, tolerance_for, vetted_engine
@@ -183,6 +183,7 @@ def child_load(path: Path, args: dict[str, Any]) -> Infer:
         batch=tuple(args["batch"]),
         input_size=tuple(args["input_size"]),
         dla_core=args["dla_core"],
+        outputs=output_specs(int(args["num_classes"])) if "num_classes" in args else OUTPUTS,
     )
     return engine.infer
 
@@ -203,11 +204,14 @@ class TensorRTEngine:
         batch: tuple[int, int, int],
         input_size: tuple[int, int],
         dla_core: int | None = None,
+        outputs: tuple[TensorSpec, ...] = OUTPUTS,
     ) -> None:
+        """``outputs``: the model's (``contract.outputs_of`` its metadata: its class count)."""
         import tensorrt as trt
         import torch
 
         self._torch = torch
+        self.outputs = outputs
         self.device = torch.device(device)
         self.batch = batch
         self.input_size = input_size
@@ -231,6 +235,7 @@ class TensorRTEngine:
                     for name in names
                 ],
                 self.input_size,
+                outputs,
             )
             self.context = self.engine.create_execution_context()
             self.stream = torch.cuda.Stream(self.device)
@@ -251,7 +256,7 @@ class TensorRTEngine:
         with torch.cuda.device(self.device):
             outputs = {
                 spec.name: torch.empty((size, spec.channels, h, w), dtype=torch.float32, device=self.device)
-                for spec in OUTPUTS
+                for spec in self.outputs
             }
             self.stream.wait_stream(torch.cuda.current_stream(self.device))  # inputs are ready
             for name, tensor in zip(INPUT_NAMES, args, strict=True):
@@ -323,6 +328,7 @@ class TensorRTBackend:
             "precision": precision,
             "batch": list(batch),
             "input_size": list(self.input_size),
+            "num_classes": outputs_of(self.metadata)[0].channels,
             "cache_dir": str(cache.root),
             "workspace_mib": workspace_mib,
             "dla_core": dla_core,
@@ -339,7 +345,12 @@ class TensorRTBackend:
         vetted = vetted_engine(cache, self.key, job, smoke, limits=limits, force_update=force_update)
         self.path, self.built, self.check = vetted.path, vetted.built, vetted.check
         self.engine = TensorRTEngine(
-            self.path.read_bytes(), device=device, batch=batch, input_size=self.input_size, dla_core=dla_core
+            self.path.read_bytes(),
+            device=device,
+            batch=batch,
+            input_size=self.input_size,
+            dla_core=dla_core,
+            outputs=outputs_of(self.metadata),
         )
 
     def run_device(self, *args: Any) -> tuple[Any, Any]:

@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 
 from unimrseg_core.modalities import COMBINATIONS, apply_mask
-from unimrseg_core.runtime.contract import INPUTS, OUTPUTS, ContractError, Tensor, check_tensors
+from unimrseg_core.runtime.contract import INPUTS, OUTPUTS, ContractError, Tensor, TensorSpec, check_tensors
 from unimrseg_core.runtime.engine_cache import EngineKey
 from unimrseg_core.runtime.examples import CALIBRATION_SEED, example_scenes
 from unimrseg_core.runtime.options import ENGINE_PRECISIONS
@@ -112,13 +112,16 @@ def profile_shapes(batch: tuple[int, int, int], input_size: tuple[int, int]) -> 
     return shapes
 
 
-def check_bindings(bindings: list[Binding], input_size: tuple[int, int]) -> None:
+def check_bindings(
+    bindings: list[Binding], input_size: tuple[int, int], outputs: tuple[TensorSpec, ...] = OUTPUTS
+) -> None:
     """The engine's inputs and outputs against the contract; ``ContractError`` names the first break.
 
     Engines may list their tensors in any order, so they are put in contract order
-    first; a missing or extra name is still an error.
+    first; a missing or extra name is still an error. ``outputs``: the model's
+    (``contract.outputs_of`` its metadata; default our class table's).
     """
-    for is_input, specs, kind in ((True, INPUTS, "inputs"), (False, OUTPUTS, "outputs")):
+    for is_input, specs, kind in ((True, INPUTS, "inputs"), (False, outputs, "outputs")):
         mine = {b.name: b for b in bindings if b.is_input == is_input}
         order = [s.name for s in specs]
         if sorted(mine) != sorted(order):

@@ -346,10 +346,16 @@ def test_missing_checkpoint_is_refused(tmp_path: Path) -> None:
         load_model(tmp_path / "nothing.pt")
 
 
-def test_checkpoint_with_another_class_table_is_refused(saved: Path) -> None:
+def test_checkpoint_whose_class_table_does_not_fit_its_outputs_is_refused(saved: Path) -> None:
+    """A model's class table travels with it (a fine-tuned model's differs from ours), but it
+    must name every output channel, and be a table (a malformed one is refused too)."""
     meta_file = metadata_path(saved)
     meta = json.loads(meta_file.read_text())
-    meta["classes"][0]["name"] = "void"
+    meta["classes"] = meta["classes"][:-1]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="classes name 7 of 8 outputs"):
+        load_model(saved)
+    meta["classes"] = [{"id": 0, "name": "ignore", "color": [0, 0, 0]}] * 8
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="classes"):
         load_model(saved)
