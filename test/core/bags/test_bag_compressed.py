@@ -11,6 +11,7 @@ with their reason in the JSON.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,20 @@ def test_damaged_payloads_are_counted_by_reason_in_the_json(made, segmenter, tmp
     assert reason is not None
     assert f"all {3 * FRAMES} camera messages were rejected" in reason
     assert "bad_compressed" in reason
+
+
+def test_the_command_line_reads_the_asked_transport_and_names_a_bad_one(made, tmp_path, capsys) -> None:
+    from unimrseg_core.cli import main
+
+    bag = compressed_copy(made, tmp_path / "both_cli", keep_raw=True)
+    out = tmp_path / "eval.json"
+    assert (
+        main(["bag", "eval", str(bag), "--quiet", "--transport", "rgb=compressed", "--json", str(out)]) == 0
+    )
+    topics = json.loads(out.read_text())["bag"]["topics"]
+    assert (topics["rgb/image"]["transport"], topics["depth/image"]["transport"]) == ("compressed", "raw")
+    capsys.readouterr()
+    assert main(["bag", "eval", str(bag), "--quiet", "--transport", "rgb=compressedDepth"]) == 2
+    assert "rgb has no transport 'compressedDepth'; valid: raw, compressed" in capsys.readouterr().err
+    assert main(["bag", "eval", str(bag), "--quiet", "--transport", "lidar=raw"]) == 2
+    assert "MODALITY=TRANSPORT" in capsys.readouterr().err
