@@ -9,18 +9,25 @@ by stem and check headers when they open, and decode pixels lazily per sample
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from unimrseg_core.data.readers.base import ON_ERROR, DatasetReader, Role, SceneFiles
-from unimrseg_core.data.readers.classmap import IGNORE_NAME, ClassMap, load_classmap
+from unimrseg_core.data.readers.classmap import (
+    IGNORE_NAME,
+    ClassMap,
+    identity_classmap,
+    load_class_table,
+    load_classmap,
+)
 from unimrseg_core.data.readers.errors import DatasetError
 from unimrseg_core.data.readers.images import ImageHeader, read_header, read_image
 from unimrseg_core.data.readers.mfnet import MFNetReader
 from unimrseg_core.data.readers.nyudv2 import NYUDv2Reader
 from unimrseg_core.data.readers.options import DatasetOptions, DepthOptions, ThermalOptions, config_dir
 from unimrseg_core.data.readers.sod import RgbdSodReader, RgbtSodReader, SodReader
+from unimrseg_core.modalities import CLASSES, ClassInfo
 
 __all__ = [
     "IGNORE_NAME",
@@ -41,6 +48,8 @@ __all__ = [
     "SodReader",
     "ThermalOptions",
     "config_dir",
+    "identity_classmap",
+    "load_class_table",
     "load_classmap",
     "open_dataset",
     "read_header",
@@ -60,15 +69,17 @@ def open_dataset(
     split: str | None = None,
     config: str | Path | Mapping[str, Any] | None = None,
     on_error: str = "raise",
+    classes: Sequence[ClassInfo] = CLASSES,
 ) -> DatasetReader:
     """Open the dataset at ``root`` with the reader for ``kind`` (a key of :data:`READERS`).
 
     ``split`` is a sub-root (``Train/``) or a ``<split>.txt`` list; ``config`` a YAML
     file or mapping merged over the kind's defaults in ``config/datasets.yaml``;
-    ``on_error="skip"`` leaves bad scenes out (listed in ``reader.skipped``).
+    ``on_error="skip"`` leaves bad scenes out (listed in ``reader.skipped``); ``classes`` is the
+    class table a semantic dataset's class map targets (default ours).
     """
     try:
         reader = READERS[kind]
     except KeyError:
         raise KeyError(f"unknown dataset kind {kind!r}; valid: {', '.join(sorted(READERS))}") from None
-    return reader(root, split=split, config=config, on_error=on_error)
+    return reader(root, split=split, config=config, on_error=on_error, classes=classes)

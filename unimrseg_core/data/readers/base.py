@@ -32,6 +32,7 @@ from unimrseg_core.data.readers.errors import DatasetError
 from unimrseg_core.data.readers.images import IMAGE_SUFFIXES, ImageHeader, read_header
 from unimrseg_core.data.readers.options import DatasetOptions, DepthOptions, ThermalOptions, load_options
 from unimrseg_core.data.sample import Sample
+from unimrseg_core.modalities import CLASSES, ClassInfo
 
 __all__ = ["ON_ERROR", "DatasetReader", "Role", "SceneFiles"]
 
@@ -88,7 +89,10 @@ class DatasetReader(Sequence[Sample]):
         split: str | None = None,
         config: str | Path | Mapping[str, Any] | None = None,
         on_error: str = "raise",
+        classes: Sequence[ClassInfo] = CLASSES,
     ) -> None:
+        """``classes``: the class table the class map's targets name (ours unless a model is
+        fine-tuned on another)."""
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
         self.root = Path(root)
@@ -105,7 +109,7 @@ class DatasetReader(Sequence[Sample]):
                 self.options.sources[-1], f"{self.KIND}: missing option section {missing[0]!r}"
             )
         self.classmap: ClassMap | None = (
-            load_classmap(self.options.classmap) if self.options.classmap else None
+            load_classmap(self.options.classmap, classes) if self.options.classmap else None
         )
 
         if not self.root.is_dir():

@@ -11,14 +11,25 @@ One YAML per dataset, ``config/classmap_<dataset>.yaml``::
       unlabeled: ignore
       car: vehicle
 
-The file is validated when loaded, and every problem names the file and the key:
-an unknown target, a source class without a target, a target for a class that does
+The targets are the names of a class table: ours by default, or a user's
+(``load_class_table``, a fine-tuning run's ``classes:``), so one dataset can feed a model
+with other classes. Labels of this project's own sources (the procedural world, bags
+from ``unimrseg bag make``) are our class ids: their map may leave ``source_classes`` out.
+
+The file is validated when loaded, and every problem names the file, the line and the
+key: an unknown target, a source class without a target, a target for a class that does
 not exist, duplicate names or values outside 0..255.
+
+A class table file (``load_class_table``)::
+
+    classes:                 # ids are the list order
+      - {name: floor, color: [128, 64, 128]}
+      - {name: person, color: [220, 20, 60], is_thing: true}
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -26,10 +37,10 @@ from typing import Any, Final
 import numpy as np
 
 from unimrseg_core.data.readers.errors import DatasetError
-from unimrseg_core.data.readers.options import load_yaml
-from unimrseg_core.modalities import CLASS_NAMES, IGNORE_INDEX, class_id
+from unimrseg_core.data.readers.options import load_yaml, yaml_key_lines
+from unimrseg_core.modalities import CLASSES, IGNORE_INDEX, ClassInfo, classes_from_json
 
-__all__ = ["IGNORE_NAME", "ClassMap", "load_classmap"]
+__all__ = ["IGNORE_NAME", "ClassMap", "identity_classmap", "load_class_table", "load_classmap"]
 
 IGNORE_NAME: Final[str] = "ignore"
 """Target name that maps a source class to ``IGNORE_INDEX`` (no ground truth)."""
@@ -72,53 +83,101 @@ class ClassMap:
         return self.lut[raw.astype(np.uint8, copy=False)]
 
 
-def _fail(path: Path, key: str, reason: str) -> DatasetError:
-    return DatasetError(path, f"{key}: {reason}")
+class _Fail:
+    """Errors of one YAML file: ``DatasetError(path, "line N: key: reason")``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.lines = path, yaml_key_lines(path)
+
+    def __call__(self, key: str, reason: str) -> DatasetError:
+        line = self.lines.get(tuple(key.split(".")))
+        return DatasetError(self.path, f"{f'line {line}: ' if line else ''}{key}: {reason}")
 
 
-def load_classmap(path: str | Path) -> ClassMap:
-    """Load and validate a class-map YAML (see the module docstring for the format)."""
+def identity_classmap(classes: Sequence[ClassInfo] = CLASSES) -> ClassMap:
+    """Labels already in ``classes``' ids (this project's own sources with our table)."""
+    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    lut[: len(classes)] = np.arange(len(classes), dtype=np.uint8)
+    lut.flags.writeable = False
+    names = {c.id: c.name for c in classes}
+    return ClassMap(Path("<identity>"), names, {n: n for n in names.values()}, "ignore", lut)
+
+
+def load_classmap(
+    path: str | Path,
+    classes: Sequence[ClassInfo] = CLASSES,
+    *,
+    default_source: Sequence[ClassInfo] | None = None,
+) -> ClassMap:
+    """Load and validate a class-map YAML (see the module docstring for the format).
+
+    ``classes``: the table the targets name (ours unless a model is trained on another);
+    ``default_source``: the source classes when the file lists none (our table, for the
+    project's own sources).
+    """
     path = Path(path)
+    fail = _Fail(path)
     data: Any = load_yaml(path)
     if not isinstance(data, Mapping):
         raise DatasetError(path, "a class map must be a YAML mapping with source_classes and mapping")
     for key in data:
         if key not in _KEYS:
-            raise _fail(path, str(key), f"unknown key; valid: {', '.join(_KEYS)}")
+            raise fail(str(key), f"unknown key; valid: {', '.join(_KEYS)}")
+    if "source_classes" not in data and default_source is not None:
+        data = {**data, "source_classes": {c.id: c.name for c in default_source}}
     for key in ("source_classes", "mapping"):
         if not isinstance(data.get(key), Mapping) or not data[key]:
-            raise _fail(path, key, "missing or not a non-empty mapping")
+            raise fail(key, "missing or not a non-empty mapping")
     unlisted = data.get("unlisted", "error")
     if unlisted not in _UNLISTED:
-        raise _fail(path, "unlisted", f"expected one of {', '.join(_UNLISTED)}, got {unlisted!r}")
+        raise fail("unlisted", f"expected one of {', '.join(_UNLISTED)}, got {unlisted!r}")
 
     source: dict[int, str] = {}
     for value, name in data["source_classes"].items():
         where = f"source_classes.{value}"
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
-            raise _fail(path, where, "label values must be integers in 0..255")
+            raise fail(where, "label values must be integers in 0..255")
         if not isinstance(name, str) or not name:
-            raise _fail(path, where, f"class name must be a non-empty string, got {name!r}")
+            raise fail(where, f"class name must be a non-empty string, got {name!r}")
         if name in source.values():
-            raise _fail(path, where, f"duplicate class name {name!r}")
+            raise fail(where, f"duplicate class name {name!r}")
         source[value] = name
 
     mapping: dict[str, str] = {}
-    valid = (*CLASS_NAMES, IGNORE_NAME)
+    ids = {c.name: c.id for c in classes}
+    valid = (*ids, IGNORE_NAME)
     for name, target in data["mapping"].items():
         where = f"mapping.{name}"
         if name not in source.values():
-            raise _fail(path, where, "not a class of source_classes")
+            raise fail(where, "not a class of source_classes")
         if target not in valid:
-            raise _fail(path, where, f"unknown target class {target!r}; valid: {', '.join(valid)}")
+            raise fail(where, f"unknown target class {target!r}; valid: {', '.join(valid)}")
         mapping[name] = target
     for value, name in source.items():
         if name not in mapping:
-            raise _fail(path, f"mapping.{name}", f"source class {name!r} (value {value}) has no target")
+            raise fail(f"mapping.{name}", f"source class {name!r} (value {value}) has no target")
 
     lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
     for value, name in source.items():
         target = mapping[name]
-        lut[value] = IGNORE_INDEX if target == IGNORE_NAME else class_id(target)
+        lut[value] = IGNORE_INDEX if target == IGNORE_NAME else ids[target]
     lut.flags.writeable = False
     return ClassMap(path=path, source_classes=source, mapping=mapping, unlisted=unlisted, lut=lut)
+
+
+def load_class_table(path: str | Path) -> tuple[ClassInfo, ...]:
+    """A user's class table from YAML (see the module docstring); errors name the file and line."""
+    path = Path(path)
+    data: Any = load_yaml(path)
+    if not isinstance(data, Mapping) or set(data) != {"classes"}:
+        raise DatasetError(path, "a class table is a YAML mapping with one key, classes: a list")
+    entries = data["classes"]
+    if isinstance(entries, list):
+        entries = [{"id": i, **e} if isinstance(e, Mapping) else e for i, e in enumerate(entries)]
+    try:
+        return classes_from_json(entries, "classes")
+    except ValueError as exc:
+        text = str(exc)
+        index = text.split("classes[", 1)[1].split("]", 1)[0] if "classes[" in text else None
+        line = yaml_key_lines(path).get(("classes", index)) if index is not None else None
+        raise DatasetError(path, f"{f'line {line}: ' if line else ''}{text}") from None

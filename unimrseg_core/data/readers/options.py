@@ -32,6 +32,7 @@ __all__ = [
     "config_dir",
     "load_options",
     "load_yaml",
+    "yaml_key_lines",
 ]
 
 DATASETS_FILE: Final[str] = "datasets.yaml"
@@ -75,6 +76,31 @@ def load_yaml(path: str | Path) -> Any:
         raise DatasetError(path, f"cannot read: {e.strerror or e}") from e
     except yaml.YAMLError as e:
         raise DatasetError(path, f"invalid YAML: {e}") from e
+
+
+def yaml_key_lines(path: str | Path) -> dict[tuple[str, ...], int]:
+    """Line (1-based) of every mapping key and sequence item of a YAML file, by its path of keys
+    (``("mapping", "car")``, ``("classes", "2")``), so an error can name the line a user fixes.
+    Empty when the file cannot be parsed (``load_yaml`` reports that)."""
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node | None, where: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = (*where, str(key.value))
+                lines[here] = key.start_mark.line + 1
+                walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[(*where, str(i))] = item.start_mark.line + 1
+                walk(item, (*where, str(i)))
+
+    walk(root, ())
+    return lines
 
 
 def _number(section: Mapping[str, Any], key: str, source: str, where: str) -> float:
