@@ -1,7 +1,7 @@
 """Do the ROS tests pass on a busy machine? The DDS suite, N times, with every core taken.
 
 Each run is ``python -m pytest -m ros test/ros`` (or the ``--tests`` given) in a child
-process while a CPU hog (``test/ros/load.py``: one busy loop per core, nice 0, the same
+process while a CPU hog (``benchmarks/hog.py``: one busy loop per core, nice 0, the same
 priority as the tests) runs; pytest's JUnit XML gives every test's outcome, duration and
 failure message. The result, rewritten after every run so a stopped benchmark keeps what
 it measured, is ``benchmarks/results/flake.json``: per test the passes, failures, errors
@@ -28,10 +28,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(REPO / "test" / "ros"))
 
 from common import environment, write_result  # noqa: E402
-from load import cpu_hog  # noqa: E402  (test/ros/load.py)
+from hog import cpu_hog  # noqa: E402
 
 DEFAULT_TESTS = ("-m", "ros", "test/ros")
 VERSIONS = ("numpy", "onnxruntime", "pytest", "ros-rclpy", "ros-fastdds", "ros-rmw-fastrtps-cpp")

@@ -1,32 +1,15 @@
-"""A CPU hog: busy-loop processes, one per core, at the default priority (nice 0).
+"""The CPU hog for the tests: ``benchmarks/hog.py``'s, so the tests and benchmarks load alike.
 
-It stands for "another job on the robot's computer": the node, the cameras and the test
-share the cores with it, so a test that passes under it does not depend on an idle machine.
-Used by ``test_observer_stall.py`` and ``benchmarks/flake.py``.
+Used by ``test_observer_stall.py``.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from hog import cpu_hog  # benchmarks/hog.py
 
 __all__ = ["cpu_hog"]
-
-BUSY_LOOP = "while True:\n    pass\n"
-
-
-@contextmanager
-def cpu_hog(processes: int | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Run ``processes`` busy loops (default: one per core) for the ``with`` block, then end them."""
-    count = processes if processes is not None else os.cpu_count() or 1
-    hogs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(count)]
-    try:
-        yield hogs
-    finally:
-        for hog in hogs:
-            hog.kill()
-        for hog in hogs:
-            hog.wait()
