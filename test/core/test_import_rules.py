@@ -31,12 +31,13 @@ LAYERS: Final[tuple[frozenset[str], ...]] = (
     frozenset({"unimrseg_core", "modalities", "cli_types", "cli_plugins", "fingerprint", "trust", "lazy"}),
     # each stands on the facts alone: none of them imports another of this row
     frozenset({"data", "model", "health", "sync", "faults", "topics", "image_msg", "registration"}),
-    # what the model is for: deploying it, training it (neither knows the other); and
-    # CompressedImage decoding, which stands on image_msg
-    frozenset({"runtime", "train", "compressed_msg"}),
+    # deploying the model; and CompressedImage decoding, which stands on image_msg
+    frozenset({"runtime", "compressed_msg"}),
     # what uses a deployed model: scoring it on datasets, feeding it sensor frames
     frozenset({"eval", "pipeline"}),
     frozenset({"bags"}),
+    # training: from every source (datasets, labelled bags) and scored as eval scores
+    frozenset({"train"}),
     frozenset({"cli"}),
     frozenset({"unimrseg_ros"}),
 )
