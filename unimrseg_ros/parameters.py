@@ -449,6 +449,13 @@ PARAMS: Final[tuple[Param, ...]] = (
         0.0,
         1.0,
     ),
+    _health(
+        "thermal_scene_correlation",
+        "A new thermal scene (its contrast baseline is learned again): two frames whose pixels correlate "
+        "below this (a washout keeps the correlation: it is affine).",
+        0.0,
+        1.0,
+    ),
     Param(
         "health.degraded_policy",
         _HEALTH.degraded_policy,

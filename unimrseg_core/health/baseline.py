@@ -25,6 +25,14 @@ pixels from one frame to the next, a cut at least 73 %, and holes or saturation,
 the pixels they do not hit, under 1 %. The noise baseline stays (noise is the sensor's), and
 so does contrast: a washout changes every depth, and must not reset its own baseline.
 
+A new thermal scene (the pixels of two frames correlate below ``thermal_scene_correlation``)
+relearns thermal contrast: a cut from day to a thermal crossover drops the spread to 0.18x,
+as much as a damaging washout, but a washout is affine (every temperature pulled towards
+the mean), and correlation does not see affine changes: frames of a moving camera correlate
+>= 0.94, washed out or not, a cut <= 0.84. Depth contrast cannot be relearned this way: a
+change of conditions keeps the geometry (it correlates like a moving camera), and the
+spread of a healthy depth stream falls to 0.21x of its baseline as the camera nears a wall.
+
 Noise and depth loss are graded: mild up to their ``severe_*`` threshold (the modality is
 noisy or partly lost, but still worth more to the model than its absence), severe beyond.
 The other checks are always severe.
@@ -96,6 +104,7 @@ class BaselineChecks:
         self.spread = RunningMedian(window)
         self._shape: tuple[int, ...] | None = None
         self._previous_depth: np.ndarray | None = None
+        self._previous_scene: np.ndarray | None = None  # thermal
         self._active: set[str] = set()  # checks that fired and have not cleared
 
     def check(self, signals: Signals | None, shape: tuple[int, ...] | None) -> Verdict:
@@ -104,10 +113,12 @@ class BaselineChecks:
             return Verdict()
         if shape != self._shape:  # a new resolution changes every signal's scale
             self._shape = shape
-            self._previous_depth = None
+            self._previous_depth = self._previous_scene = None
             self._forget(self.noise, self.valid, self.saturated, self.spread)
-        if self._new_depth_scene(signals.depth):
+        if self._is_depth and self._new_depth_scene(signals.scene):
             self._forget(self.valid, self.saturated)
+        elif not self._is_depth and self._new_thermal_scene(signals.scene):
+            self._forget(self.spread)
         findings = [
             finding
             for finding in (
@@ -153,6 +164,25 @@ class BaselineChecks:
             relative = np.abs(depth[both] - previous[both]) / previous[both]
             changed = np.count_nonzero(relative > SCENE_CHANGE_RELATIVE) / count
         return changed > self.config.depth_scene_change_fraction
+
+    def _new_thermal_scene(self, frame: np.ndarray | None) -> bool:
+        """Whether thermal ``frame`` correlates with the previous one (then remembered) too little
+        to be the same scene (False for rgb, which has no ``frame``)."""
+        previous, self._previous_scene = self._previous_scene, frame
+        if frame is None or previous is None or previous.shape != frame.shape:
+            return False
+        with np.errstate(all="ignore"):
+            both = np.isfinite(frame) & np.isfinite(previous)
+            if np.count_nonzero(both) < 2:
+                return False
+            a = frame[both].astype(np.float64)
+            b = previous[both].astype(np.float64)
+            a -= a.mean()
+            b -= b.mean()
+            norm = math.sqrt(float(a @ a) * float(b @ b))
+        if norm == 0.0:  # a flat frame: the content checks judge it, not the baselines
+            return False
+        return float(a @ b) / norm < self.config.thermal_scene_correlation
 
     def _ready(self, baseline: RunningMedian) -> float | None:
         return baseline.median(self.config.baseline_min_frames)

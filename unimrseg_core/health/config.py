@@ -152,11 +152,16 @@ class HealthConfig:
     scene, day to fog, reaches 0.45)."""
     min_depth_contrast_ratio: float = 0.12
     """depth washout (a change of scene, day to fog with holes, reaches 0.2)."""
-    min_thermal_contrast_ratio: float = 0.12
-    """thermal washout (a change of scene, day to a thermal crossover, reaches 0.17)."""
+    min_thermal_contrast_ratio: float = 0.35
+    """thermal washout; a change of scene (day to a thermal crossover reaches 0.18) is not
+    one: the contrast baseline is learned again (``thermal_scene_correlation``)."""
     depth_scene_change_fraction: float = 0.3
     """A new depth scene (not damage), whose valid and saturated baselines are learned again:
     more than this fraction of the pixels valid in both frames changed depth by over 10 %."""
+    thermal_scene_correlation: float = 0.9
+    """A new thermal scene (not damage), whose contrast baseline is learned again: two frames
+    whose pixels correlate below this. A washout or gain change is affine, so it keeps the
+    correlation (a moving camera: >= 0.94 on the procedural world, a cut: <= 0.84)."""
     degraded_policy: str = "keep_mild"
     """``mask``: every DEGRADED modality is left out of the model's input; ``keep_mild``: a
     DEGRADED modality whose grade is mild (noisy but still informative) is kept."""
@@ -214,6 +219,7 @@ class HealthConfig:
         for modality in MODALITIES:
             self._check_float(f"min_{modality}_contrast_ratio", low=0.0, high=1.0)
         self._check_float("depth_scene_change_fraction", low=0.0, high=1.0)
+        self._check_float("thermal_scene_correlation", low=0.0, high=1.0)
         if self.degraded_policy not in DEGRADED_POLICIES:
             message = f"must be one of {', '.join(DEGRADED_POLICIES)}, got {self.degraded_policy!r}"
             raise HealthConfigError("degraded_policy", message)

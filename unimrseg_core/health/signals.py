@@ -21,7 +21,11 @@ import numpy as np
 
 from unimrseg_core.modalities import NORMALIZATION
 
-__all__ = ["MIN_NOISE_SAMPLES", "Signals", "measure", "noise_sigma"]
+__all__ = ["MIN_NOISE_SAMPLES", "SCENE_MODALITIES", "Signals", "measure", "noise_sigma"]
+
+SCENE_MODALITIES: Final = ("depth", "thermal")
+"""Modalities whose baselines are learned again on a new scene (rgb's frames of one moving camera
+correlate as little as 0.7, as low as a cut's, so rgb cannot tell them apart this way)."""
 
 MIN_NOISE_SAMPLES: Final = 16
 """Fewer usable second differences than this give no noise estimate (a tiny or mostly invalid image)."""
@@ -44,8 +48,8 @@ class Signals:
     levels, 20 m, 340 K). A far return beyond 20 m, or a hot engine above 340 K, is not."""
     spread: float | None
     """Contrast: the 5th to 95th percentile range of the usable subsample; None when empty."""
-    depth: np.ndarray | None
-    """Depth only: the subsample, to tell a new scene from damage to the old one."""
+    scene: np.ndarray | None
+    """Depth and thermal: the subsample, to tell a new scene from damage to the old one."""
 
 
 def _usable(values: np.ndarray, unit: str) -> np.ndarray:
@@ -88,5 +92,5 @@ def measure(modality: str, image: np.ndarray, sub: np.ndarray, stride: int) -> S
         valid=count / sub.size,
         saturated=float(np.count_nonzero(values == top)) / count if count else 0.0,
         spread=spread,
-        depth=sub if unit == "m" else None,
+        scene=sub if modality in SCENE_MODALITIES else None,
     )

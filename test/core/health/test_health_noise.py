@@ -161,6 +161,26 @@ def test_faults_that_cost_more_than_ten_percent_are_degraded_at_once_with_their_
         assert all(any(r.startswith(reason) for r in h.reasons) for h in healths), healths[0].reasons
 
 
+def washout(contrast: float) -> Callable[[np.ndarray, int], np.ndarray]:
+    """Every temperature pulled towards the frame's mean (a thermal crossover coming on at once)."""
+
+    def damage(image: np.ndarray, key: int) -> np.ndarray:
+        mean = image.mean(dtype=np.float64)
+        return (mean + (image - mean) * contrast).astype(image.dtype)
+
+    return damage
+
+
+def test_a_thermal_washout_that_costs_is_flagged_and_a_cheap_one_is_not(streams):
+    """0.25 costs 19 % mIoU, 0.5 costs 6.6 % (benchmarks/health_faults.py). The natural crossover
+    of the same strength is a new scene, not a fault (the cut test above)."""
+    for name, stream in streams.items():
+        healths = faulted(stream, "thermal", washout(0.25))
+        assert {h.state for h in healths} == {DEGRADED}, (name, [h.reasons for h in healths])
+        assert all(h.reasons[0].startswith("washout: contrast 0.2") for h in healths), healths[0].reasons
+        assert {h.state for h in faulted(stream, "thermal", washout(0.5))} == {OK}, name
+
+
 def test_noise_reason_says_how_much_above_the_baseline(streams):
     healths = faulted(streams["fog"], "thermal", fault("thermal", "noise", sigma=0.03))
     (reason,) = healths[0].reasons
