@@ -102,8 +102,10 @@ def test_a_bad_camera_info_is_refused_and_its_calibration_forgotten():
     assert outcome.reason.startswith("CameraInfo for thermal refused: K must have positive focal")
     with pytest.raises(CalibrationError, match="AttributeError"):
         registrar.camera_info("depth", SimpleNamespace(width=3))  # not a CameraInfo at all
-    assert registrar.plan("rgb", SIZES).outcomes["depth"].reason.startswith(
-        "CameraInfo for depth refused: AttributeError"
+    assert (
+        registrar.plan("rgb", SIZES)
+        .outcomes["depth"]
+        .reason.startswith("CameraInfo for depth refused: AttributeError")
     )
     registrar.camera_info("depth", info(DEPTH))  # good ones again: registered again
     registrar.camera_info("thermal", info(THERMAL))
