@@ -30,11 +30,18 @@ def model_inputs(sample: Sample) -> dict[str, np.ndarray]:
 
 
 def targets(sample: Sample) -> dict[str, np.ndarray]:
-    """``{label [H,W] int64 (IGNORE_INDEX where unknown), saliency [1,H,W] float32, has_saliency []}``."""
+    """``{label [H,W] int64 (IGNORE_INDEX where unknown), saliency [1,H,W] float32, has_label [],
+    has_saliency []}``: the ``has_`` flags say which tasks the sample has ground truth for (training
+    leaves the others out of its loss)."""
     h, w = sample.size
     label = (
         sample.label.astype(np.int64) if sample.label is not None else np.full((h, w), IGNORE_INDEX, np.int64)
     )
     has_sal = sample.saliency is not None
     saliency = sample.saliency[None].astype(np.float32) if has_sal else np.zeros((1, h, w), np.float32)
-    return {"label": label, "saliency": saliency, "has_saliency": np.array(has_sal)}
+    return {
+        "label": label,
+        "saliency": saliency,
+        "has_label": np.array(sample.label is not None),
+        "has_saliency": np.array(has_sal),
+    }

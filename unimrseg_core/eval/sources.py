@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final, overload
 
 import cv2
+import numpy as np
 
 from unimrseg_core.data.generator import SceneGenerator
 from unimrseg_core.data.readers import READERS, DatasetReader, open_dataset
@@ -19,6 +20,7 @@ from unimrseg_core.data.sample import ARRAYS, Sample
 from unimrseg_core.data.splits import TEST_SCENES, TEST_SEED
 from unimrseg_core.data.stored_units import StoredUnits
 from unimrseg_core.eval.formats import DATASET_FORMATS
+from unimrseg_core.modalities import CLASSES, ClassInfo
 
 __all__ = [
     "CONDITION_CYCLE",
@@ -27,6 +29,7 @@ __all__ = [
     "default_split",
     "held_out_split",
     "load_real",
+    "resize_array",
     "resize_sample",
     "unscored",
 ]
@@ -96,14 +99,18 @@ def held_out_split(size: tuple[int, int], count: int = TEST_SCENES) -> LazySampl
     return LazySamples(count, lambda i: generator.sample(i, CONDITION_CYCLE[i % len(CONDITION_CYCLE)]), info)
 
 
+def resize_array(name: str, array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """One Sample array (``name`` of ``ARRAYS``) at ``size`` (H, W), in its own units and dtype."""
+    height, width = size
+    if array.shape[:2] == (height, width):
+        return array
+    return cv2.resize(array, (width, height), interpolation=_INTERPOLATION[name])
+
+
 def resize_sample(sample: Sample, size: tuple[int, int]) -> Sample:
     """Every array of ``sample`` at ``size`` (H, W), in its own units and dtype; meta kept."""
-    height, width = size
-    arrays = {
-        name: cv2.resize(array, (width, height), interpolation=_INTERPOLATION[name])
-        for name in ARRAYS
-        if (array := getattr(sample, name)) is not None
-    }
+    given = {name: array for name in ARRAYS if (array := getattr(sample, name)) is not None}
+    arrays = {name: resize_array(name, array, size) for name, array in given.items()}
     return Sample(**arrays, meta=sample.meta).validate()
 
 
@@ -139,20 +146,24 @@ def load_real(
     split: str | None = None,
     limit: int | None = None,
     units: StoredUnits | None = None,
+    classes: Sequence[ClassInfo] = CLASSES,
+    classmap: str | Path | None = None,
 ) -> LazySamples:
     """A real dataset (``fmt``: a key of :data:`DATASET_FORMATS`) via ``open_dataset``, resized to ``size``.
 
     Scores are then computed at the model's input size. ``limit`` keeps the first N scenes;
     ``units`` (the ``--depth-polarity`` / ``--depth-scale`` / ``--thermal-range`` flags) are
-    merged over the dataset's default options. ``info`` records the options used, the
-    files ignored and why metrics without ground truth are "-".
+    merged over the dataset's default options; ``classmap`` replaces a semantic dataset's class
+    map, whose targets are ``classes`` (a fine-tuned model's table; default ours). ``info``
+    records the options used, the files ignored and why metrics without ground truth are "-".
     """
     if fmt not in DATASET_FORMATS:
         raise ValueError(f"unknown dataset format {fmt!r}; valid: {', '.join(DATASET_FORMATS)}")
     kind = DATASET_FORMATS[fmt]
     units = units or StoredUnits()
     _check_units(units, kind, fmt)
-    reader = open_dataset(kind, root, split=split, config=units.reader_config() or None)
+    config = units.reader_config() | ({"classmap": str(classmap)} if classmap is not None else {})
+    reader = open_dataset(kind, root, split=split, config=config or None, classes=classes)
     options = reader.options
     info = {
         "source": fmt,

@@ -20,7 +20,11 @@ from unimrseg_core.model.decoder import Decoder
 from unimrseg_core.model.encoder import ModalityEncoder
 from unimrseg_core.model.fusion import StageFusion
 
-__all__ = ["INPUT_NAMES", "OUTPUT_NAMES", "UniMRSegNet", "check_input_size"]
+__all__ = ["CLASS_HEAD", "INPUT_NAMES", "OUTPUT_NAMES", "UniMRSegNet", "check_input_size"]
+
+CLASS_HEAD = "decoder.seg.1."
+"""State-dict prefix of the 1x1 convolution from decoder features to class logits: the one part
+whose shape follows the class table, re-initialised when a model is fine-tuned onto another."""
 
 
 class UniMRSegNet(nn.Module):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 from unimrseg_core.train.config import METHODS, STAGES
@@ -20,6 +21,13 @@ def add_parser(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHODS, help="override the config's method")
     p.add_argument("--out-dir", help="override the config's out_dir")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
+    p.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help="fine-tune: start from this checkpoint (e.g. unimrseg_core/weights/unimrseg.pt) and its "
+        "architecture; a new class head when the config's classes differ from the checkpoint's",
+    )
+    p.add_argument("--classes", metavar="YAML", help="override the config's class table file")
     p.add_argument("--restart", action="store_true", help="delete out_dir's previous state and start over")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -31,13 +39,25 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {
         k: v
-        for k, v in (("method", args.method), ("out_dir", args.out_dir), ("device", args.device))
+        for k, v in (
+            ("method", args.method),
+            ("out_dir", args.out_dir),
+            ("device", args.device),
+            ("init", args.init),
+            ("classes", args.classes),
+        )
         if v is not None
     }
-    cfg = load(args.config, overrides)
-    if args.restart and Path(cfg.out_dir).exists():
-        shutil.rmtree(cfg.out_dir)
-    trainer = Trainer(cfg, progress=not args.quiet)
+    try:
+        cfg = load(args.config, overrides)
+        if args.restart and Path(cfg.out_dir).exists():
+            shutil.rmtree(cfg.out_dir)
+        trainer = Trainer(cfg, progress=not args.quiet)
+        if cfg.data.sources:
+            trainer.mixed_pool()  # every source read now: a bad file ends here, naming it
+    except ValueError as exc:  # DatasetError, BagError (a source's file), CheckpointError (--init)
+        print(f"unimrseg train: error: {exc}", file=sys.stderr)
+        return 2
     trainer.resume()
     final = trainer.run(only=args.stage)
     if trainer.dist.main:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -10,6 +10,7 @@ import yaml
 
 from unimrseg_core.data.splits import TEST_SEED, TRAIN_SEED
 from unimrseg_core.model.config import STRIDE, ModelConfig
+from unimrseg_core.train.sources import SourceConfig, parse_sources
 
 METHODS: Final = ("unimrseg", "complete-only", "modality-dropout")
 STAGES: Final = ("stage1", "stage2", "stage3")
@@ -30,6 +31,7 @@ class DataConfig:
     loader_workers: int = 1  # processes preparing batches (loader: dataloader, cache mode)
     loader: str = "tensors"  # cache mode: tensors (pool decoded once, cut on the device) | dataloader
     pool_device_gib: float | str = "auto"  # tensors: most GPU memory the pool may take (auto: half the free)
+    sources: list[SourceConfig] = field(default_factory=list)  # train.sources; empty: the world as above
 
 
 @dataclass
@@ -56,6 +58,8 @@ class LossConfig:
 class TrainConfig:
     method: str = "unimrseg"
     seed: int = 0
+    classes: str | None = None  # a class table YAML (data.readers.load_class_table); None: ours
+    init: str | None = None  # a checkpoint to start from (fine-tuning); its architecture is used
     out_dir: str = "runs/unimrseg"
     device: str = "auto"  # auto | cpu | cuda
     batch_size: int = 8  # per process
@@ -143,6 +147,8 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     for key, value in raw.items():
         if key in ("size", "crop") and value is not None:
             value = tuple(int(v) for v in value)
+        if key == "sources":
+            value = parse_sources(value)
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -172,7 +178,27 @@ def from_dict(raw: dict[str, Any]) -> TrainConfig:
                 raise ValueError(f"unknown option {key!r}")
     except TypeError as exc:
         raise ValueError(f"bad training config: {exc}") from exc
+    cfg.model = _model_for(cfg, explicit="model" in raw)
     return cfg.validate()
+
+
+def _model_for(cfg: TrainConfig, *, explicit: bool) -> ModelConfig:
+    """The network to train: ``init``'s architecture when fine-tuning (a ``model`` section must
+    then agree with it), with one output per class of the run's class table."""
+    from unimrseg_core.data.readers import load_class_table
+    from unimrseg_core.modalities import NUM_CLASSES
+    from unimrseg_core.model.checkpoint import read_metadata
+
+    model = cfg.model
+    if cfg.init is not None:
+        ckpt = ModelConfig.from_dict(read_metadata(Path(cfg.init).expanduser())["model"])
+        if explicit and replace(model, num_classes=ckpt.num_classes) != ckpt:
+            raise ValueError(
+                f"model differs from init {cfg.init}'s ({ckpt}); leave model out when fine-tuning"
+            )
+        model = ckpt
+    classes = len(load_class_table(Path(cfg.classes).expanduser())) if cfg.classes else NUM_CLASSES
+    return replace(model, num_classes=classes)
 
 
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:

@@ -28,6 +28,14 @@ COMBINATION_MASKS = torch.from_numpy(np.stack([c.mask for c in COMBINATIONS]).as
 """``[7, 3]``: the masks of ``modalities.COMBINATIONS``, in that order."""
 
 
+def within(drawn: torch.Tensor, presence: torch.Tensor) -> torch.Tensor:
+    """``[B, 3]`` drawn masks restricted to the modalities each sample has (``presence``); a row
+    left empty (it drew only what the sample lacks) keeps all the sample has. Made on the device,
+    without reading anything back; with every modality present it is ``drawn`` itself."""
+    kept = drawn * presence
+    return torch.where(kept.sum(1, keepdim=True) > 0, kept, presence)
+
+
 def random_combinations(
     batch_size: int, gen: torch.Generator, device: torch.device | None = None
 ) -> torch.Tensor:
@@ -87,10 +95,13 @@ def patch_masks(
 def hybrid_shuffled_masking(
     inputs: Batch, drop_prob: float, ratio: float, patch: int, gen: torch.Generator
 ) -> Batch:
-    """Stage 1 input: modalities dropped (keep k ~ U{1..3} with ``drop_prob``), then shuffled patch masks."""
+    """Stage 1 input: modalities dropped (keep k ~ U{1..3} with ``drop_prob``, among those the
+    sample has: ``inputs["modality_mask"]``), then shuffled patch masks."""
     b, _, h, w = inputs["rgb"].shape
     device = inputs["rgb"].device
-    damaged = apply_mask_tensor(inputs, keep_k_masks(b, drop_prob, gen, device))
+    damaged = apply_mask_tensor(
+        inputs, within(keep_k_masks(b, drop_prob, gen, device), inputs["modality_mask"])
+    )
     keep = patch_masks(b, h, w, ratio, patch, gen, device)
     for i, m in enumerate(MODALITIES):
         damaged[m] = damaged[m] * keep[:, i : i + 1]

@@ -35,7 +35,7 @@ from unimrseg_core.modalities import MODALITIES
 from unimrseg_core.train.crops import Crops
 from unimrseg_core.train.devices import to_device
 
-__all__ = ["POOL_DTYPES", "TensorPool", "decode_pool"]
+__all__ = ["POOL_DTYPES", "SCENE_FLAGS", "TensorPool", "decode_pool"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,14 @@ POOL_DTYPES: Final[dict[str, np.dtype]] = {
     "saliency": np.dtype(np.uint8),
 }
 """Stored integer type of each array (as on disk, see ``data.disk``)."""
+
+SCENE_FLAGS: Final[dict[str, tuple[int, ...]]] = {
+    "presence": (len(MODALITIES),),  # uint8 [N, 3]: the modalities each scene has
+    "has_label": (),  # uint8 [N]: 1 when the scene has semantic ground truth
+    "has_saliency": (),  # uint8 [N]: 1 when it has saliency ground truth
+}
+"""Optional per-scene arrays of a pool mixed from sources (``train.mixed``); a pool without them is
+the procedural world's: every scene has every modality and both kinds of ground truth."""
 
 _UNITS: Final = {"depth": DEPTH_PER_METRE, "thermal": THERMAL_PER_KELVIN}  # stored units per sensor unit
 
@@ -96,7 +104,7 @@ class TensorPool:
     batches are made on ``device``."""
 
     def __init__(self, arrays: dict[str, torch.Tensor], device: torch.device) -> None:
-        if set(arrays) != set(POOL_DTYPES):
+        if set(arrays) - set(SCENE_FLAGS) != set(POOL_DTYPES):
             raise ValueError(f"a pool needs the arrays {sorted(POOL_DTYPES)}, got {sorted(arrays)}")
         self.arrays = arrays
         self.storage = arrays["rgb"].device
@@ -138,7 +146,8 @@ class TensorPool:
         rows = top[:, None] + torch.arange(ch, device=self.storage)
         ahead = torch.arange(cw, device=self.storage)
         cols = left[:, None] + torch.where(mirrored[:, None] > 0, cw - 1 - ahead, ahead)
-        raw = {k: _gather(a, s, rows, cols) for k, a in self.arrays.items()}
+        raw = {k: _gather(a, s, rows, cols) for k, a in self.arrays.items() if k in POOL_DTYPES}
+        raw |= {k: a[s] for k, a in self.arrays.items() if k in SCENE_FLAGS}
         if self.storage != self.device:
             raw = {k: to_device(t, self.device) for k, t in raw.items()}
         return _tensors(raw)
@@ -160,8 +169,14 @@ def _tensors(raw: Batch) -> Batch:
     b = raw["rgb"].shape[0]
     device = raw["rgb"].device
     out = {m: normalize_tensor(m, _widen(raw[m]) / _UNITS[m] if m in _UNITS else raw[m]) for m in MODALITIES}
-    out["modality_mask"] = torch.ones(b, len(MODALITIES), device=device)  # a generated scene has all three
+    if "presence" in raw:  # a mixed pool: each scene has its own modalities and ground truth
+        out["modality_mask"] = raw["presence"].float()
+        out["has_label"] = raw["has_label"].bool()
+        out["has_saliency"] = raw["has_saliency"].bool()
+    else:  # a generated scene has all three, and both kinds of ground truth
+        out["modality_mask"] = torch.ones(b, len(MODALITIES), device=device)
+        out["has_label"] = torch.ones(b, dtype=torch.bool, device=device)
+        out["has_saliency"] = torch.ones(b, dtype=torch.bool, device=device)
     out["label"] = raw["label"][:, 0].long()
     out["saliency"] = raw["saliency"].float()
-    out["has_saliency"] = torch.ones(b, dtype=torch.bool, device=device)
     return out

@@ -57,14 +57,17 @@ def _concat(a: Batch, b: Batch) -> Batch:
 
 
 def _supervised(out: dict, batch: Batch, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segmentation and saliency losses, each over the samples with that ground truth (a sample
+    without semantic labels is all IGNORE_INDEX; ``has_saliency`` says which have saliency)."""
     seg = losses.segmentation(out["seg_logits"], batch["label"], cfg.losses.dice)
-    sal = losses.saliency(out["saliency_logits"], batch["saliency"])
+    sal = losses.saliency(out["saliency_logits"], batch["saliency"], batch.get("has_saliency"))
     return seg, sal
 
 
 def _complete(batch: Batch) -> Batch:
+    """Every modality the sample has (its ``modality_mask``: all three for the procedural world)."""
     inputs = _inputs(batch)
-    return apply_mask_tensor(inputs, torch.ones_like(inputs["modality_mask"]))
+    return apply_mask_tensor(inputs, inputs["modality_mask"])
 
 
 def stage1(
@@ -74,16 +77,18 @@ def stage1(
     lc = cfg.losses
     damaged = masking.hybrid_shuffled_masking(complete, lc.drop_prob, lc.patch_ratio, lc.patch, gen)
     out = model(damaged, with_recon=True)
-    loss = losses.reconstruction(out["recon"], complete, lc.ssim)
+    loss = losses.reconstruction(out["recon"], complete, lc.ssim, complete["modality_mask"])
     return loss, {"recon": loss.detach()}
 
 
 def _two_views(batch: Batch, gen: torch.Generator) -> tuple[Batch, Batch, Batch, int]:
-    """Complete inputs, the same scenes in cycled combinations, targets for both, batch size."""
+    """Complete inputs (what each sample has), the same scenes in cycled combinations of those,
+    targets for both, batch size."""
     complete = _complete(batch)
     b = complete["rgb"].shape[0]
-    incomplete = apply_mask_tensor(complete, masking.cycled_combinations(b, gen, complete["rgb"].device))
-    both = {k: torch.cat([batch[k], batch[k]]) for k in ("label", "saliency")}
+    cycled = masking.cycled_combinations(b, gen, complete["rgb"].device)
+    incomplete = apply_mask_tensor(complete, masking.within(cycled, complete["modality_mask"]))
+    both = {k: torch.cat([batch[k], batch[k]]) for k in ("label", "saliency", "has_saliency") if k in batch}
     return complete, incomplete, both, b
 
 
@@ -127,7 +132,8 @@ def supervised(
     inputs = _complete(batch)
     if cfg.method == "modality-dropout":
         b = inputs["rgb"].shape[0]
-        inputs = apply_mask_tensor(inputs, masking.random_combinations(b, gen, inputs["rgb"].device))
+        drawn = masking.random_combinations(b, gen, inputs["rgb"].device)
+        inputs = apply_mask_tensor(inputs, masking.within(drawn, inputs["modality_mask"]))
     out = model(inputs)
     seg, sal = _supervised(out, batch, cfg)
     return seg + cfg.losses.saliency * sal, {"seg": seg.detach(), "sal": sal.detach()}

@@ -31,11 +31,16 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from unimrseg_core.data.readers import load_class_table
+from unimrseg_core.modalities import CLASSES
 from unimrseg_core.model.checkpoint import save_model
 from unimrseg_core.model.network import UniMRSegNet
 from unimrseg_core.train.batches import Batch, batches, ensure_pool, pool_dir
 from unimrseg_core.train.config import PIPELINE_OPTIONS, StageConfig, TrainConfig
+from unimrseg_core.train.init import init_from
+from unimrseg_core.train.mixed import MixedPool
 from unimrseg_core.train.pool import TensorPool
+from unimrseg_core.train.source_samples import open_source
 from unimrseg_core.train.stages import STEPS, StepFn, TrainNet
 
 log = logging.getLogger(__name__)
@@ -167,8 +172,8 @@ def identity(config: dict[str, Any]) -> dict[str, Any]:
     """The parts of a config (``TrainConfig.to_dict``, or a saved identity) that decide what is
     trained: not the device, nor how batches are made (``config.PIPELINE_OPTIONS``: the same
     batches either way), so a run resumes on a GPU, or with another loader, where it stopped."""
-    keys = ("method", "seed", "model", "data", "losses", "stages", "batch_size")
-    out = {k: config[k] for k in keys}
+    keys = ("method", "seed", "model", "data", "losses", "stages", "batch_size", "classes", "init")
+    out = {k: config.get(k) for k in keys}
     out["data"] = {k: v for k, v in config["data"].items() if k not in PIPELINE_OPTIONS}
     return out
 
@@ -188,9 +193,13 @@ class Trainer:
         self.progress = progress and self.dist.main
         self.out = Path(cfg.out_dir)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-        self.model = TrainNet(UniMRSegNet(cfg.model)).to(self.device)
+        self.classes = load_class_table(Path(cfg.classes).expanduser()) if cfg.classes else CLASSES
+        net = UniMRSegNet(cfg.model)
+        self.init = init_from(net, cfg.init, self.classes) if cfg.init else None
+        self.model = TrainNet(net).to(self.device)
         self.state: dict[str, Any] = {"completed": [], "phase": None, "step": 0}
         self._tensor_pool: TensorPool | None = None
+        self._mixed: MixedPool | None = None
 
     # ------------------------------------------------------------------ checkpoints
     def _state_path(self) -> Path:
@@ -290,8 +299,20 @@ class Trainer:
             self._tensor_pool = TensorPool.load(pool_dir(data), self.device, data.pool_device_gib)
         return self._tensor_pool
 
+    def mixed_pool(self) -> MixedPool:
+        """The training samples of ``data.sources`` in one pool (read once per run)."""
+        if self._mixed is None:
+            data = self.cfg.data
+            opened = [open_source(s, data.size, self.classes) for s in data.sources]
+            self._mixed = MixedPool.build(opened, self.device, data.pool_device_gib, max(1, data.workers))
+            if self.dist.main:
+                log.info("sources: %s", self._mixed.presence())
+        return self._mixed
+
     def _batches(self, phase: int, start: int, stop: int) -> Iterator[Batch]:
         cfg, d = self.cfg, self.dist
+        if cfg.data.sources:
+            return self.mixed_pool().batches(cfg.data, cfg.batch_size, phase, start, stop, d.rank)
         pin = self.device.type == "cuda"
         return batches(
             cfg.data, cfg.batch_size, phase, start, stop, d.rank, d.world, pool=self._pool(), pin_memory=pin
@@ -347,7 +368,9 @@ class Trainer:
         self.state.update(phase=None, step=0)
         self._save_state(None)
         if self.dist.main:
-            save_model(self.model.net, self.out / f"phase_{name}.pt", input_size=cfg.data.size)
+            save_model(
+                self.model.net, self.out / f"phase_{name}.pt", input_size=cfg.data.size, classes=self.classes
+            )
             plot_curves(self.out / "metrics.csv", self.out / "curves.png")
         self.dist.barrier()
 
@@ -355,7 +378,7 @@ class Trainer:
         """Train every phase not yet completed (or just ``only``); returns the final model path.
         Under torchrun, the last call: it ends the process group the trainer started."""
         cfg = self.cfg
-        if cfg.data.mode == "cache":
+        if cfg.data.mode == "cache" and not cfg.data.sources:
             if self.dist.main:
                 ensure_pool(cfg.data, progress=self.progress)
             self.dist.barrier()
@@ -377,20 +400,22 @@ class Trainer:
         if not agree:
             raise RuntimeError("DDP ranks ended with different weights")
         if self.dist.main and all(n in self.state["completed"] for n in names):
+            training = {
+                "method": cfg.method,
+                "commit": git_commit(),
+                "data_seed": cfg.data.seed,
+                "world_size": self.dist.world,
+                "ranks_identical": agree,
+                "init": self.init,
+                "sources": self._mixed.presence() if self._mixed else None,
+                "config": cfg.to_dict(),
+            }
             save_model(
                 self.model.net,
                 final,
                 input_size=cfg.data.size,
-                extra={
-                    "training": {
-                        "method": cfg.method,
-                        "commit": git_commit(),
-                        "data_seed": cfg.data.seed,
-                        "world_size": self.dist.world,
-                        "ranks_identical": agree,
-                        "config": cfg.to_dict(),
-                    }
-                },
+                extra={"training": training},
+                classes=self.classes,
             )
         self.dist.barrier()
         self.dist.close()
