@@ -40,9 +40,23 @@ the first and last windows are ``min(60 s, 25 % of the run after warm-up)`` long
   fault while the camera kept publishing, :meth:`Analysis.starved_episodes`). Target: no
   other missing frame. The shed fraction, the false LOSTs, the node's CPU and model time
   measure the headroom.
+- Health (from the node's log, where it logs each transition once): no false transition,
+  i.e. no camera leaves OK outside its own fault windows (+ margins), counted from the
+  schedule's start, apart for the CPU hog on and off, each with its time and reason; and
+  every fault window detected, its camera leaving OK within 3 camera periods of the fault's
+  start (a rate drop: of its first withheld frame; :data:`DETECTION` says how each kind is
+  seen, and what the monitor leaves alone by design), per kind the worst over all cycles.
+  The strengths (:data:`PARAMS`) are ones the README's health table says are detected.
+
+Load: ``--hog-fraction`` (default 0.5) of the run after warm-up has a CPU hog on every core
+(``benchmarks/hog.py``), in on/off blocks (:func:`hog_blocks`); its on/off times, the machine's
+load average and busy share (sampled every second: other jobs share the machine too) are in
+the JSON and the figure. The node polls its health at 4x the camera rate
+(``health_poll_rate_hz``, as its help asks).
 
     python benchmarks/soak.py --minutes 10                        # benchmarks/results/soak.{json,png}
     python benchmarks/soak.py --minutes 1 --out /tmp/soak/soak    # /tmp/soak/soak.{json,png}
+    python benchmarks/soak.py --minutes 2 --hog-fraction 0 --out /tmp/soak/idle   # no hog
 
 Exit status: 0 when every target is met, 1 when one is not, 2 when the run itself failed.
 """
@@ -70,6 +84,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, environment
+from hog import CpuHog
 
 from unimrseg_core import topics
 from unimrseg_core.faults import KINDS, Fault, FaultSchedule
@@ -89,12 +104,35 @@ RUN_FILE: Final = "run.json"
 PARAMS: Final[Mapping[str, Mapping[str, Any]]] = {
     "freeze": {"restamp": False},  # the stale stamp, as a hung driver re-sends it
     "saturate": {"fraction": 1.0},
-    "noise": {"sigma": 0.05},
+    "noise": {"sigma": 0.2},  # detected on every modality (README's health table; 0.05 is left alone on rgb)
     "depth_holes": {"fraction": 0.95},  # above max_invalid_depth_fraction (0.9): detected
     "rate_drop": {"rate_hz": 5.0},
     "delay": {"delay_s": 0.2},
 }
-"""Parameters of the kinds in the soak cycle (the model's defaults for the others)."""
+"""Parameters of the kinds in the soak cycle (the model's defaults for the others): strengths the
+health monitor is meant to flag, so that every fault window must end in a detection."""
+DETECTION: Final[Mapping[str, str]] = {
+    "drop": "LOST: no message for more than health.silence_periods (2.5) expected periods",
+    "freeze": "DEGRADED: frozen, 3 frames with the same stamp (restamp false), i.e. at the second repeat",
+    "blackout": "DEGRADED: the single-frame content check (dark rgb, all-invalid depth, flat thermal)",
+    "saturate": "DEGRADED: the single-frame content check (>= 80 % of pixels at the top of the range)",
+    "noise": "DEGRADED: high-frequency noise against the stream's own baseline",
+    "depth_holes": "DEGRADED: more than 90 % of depth invalid",
+    "rate_drop": "LOST: at 5 Hz the gaps (0.2 s) are longer than the silence limit (2.5 periods, 83 ms at "
+    "30 Hz), so the camera is LOST after each frame for the whole fault. The monitor has no rate check "
+    "besides silence: a rate that falls by less than 2.5x is not flagged (the learned period follows it)",
+    "delay": "LOST at the onset only: the first delay_s (0.2 s) bring nothing, longer than the silence "
+    "limit; the late frames then come at the camera's pace, and the camera is OK again after 2 of them "
+    "while the delay lasts. By design the monitor never compares a stamp with its own clock (stamps may "
+    "be sim time, a bag's, a camera's own clock), so a steady delay is not flagged, and a delay shorter "
+    "than the silence limit is not seen at all",
+}
+"""How the health monitor detects each kind of the soak cycle at the strength of :data:`PARAMS`."""
+DETECT_PERIODS: Final = 3.0
+"""Target: every fault window is detected (its modality leaves OK) within this many camera periods of
+its start."""
+HOG_BLOCK_S: Final = 60.0
+"""Default length of one hog-on block after warm-up (the off blocks are as long at --hog-fraction 0.5)."""
 LEAD_S: Final = 1.0
 FAULT_S: Final = 1.5
 GAP_S: Final = 1.5
@@ -108,15 +146,19 @@ SLICE_S: Final = 5.0
 """Latency drift compares the best ``SLICE_S`` of the first and the last window."""
 
 
-def soak_cycle() -> FaultSchedule:
+def soak_cycle(rate_hz: float) -> FaultSchedule:
     """One cycle: every kind of :data:`KINDS` on every modality it applies to, one at a time.
 
-    ``LEAD_S`` healthy, then for each fault ``FAULT_S`` faulted and ``GAP_S`` healthy. A kind
+    ``LEAD_S`` (and half a camera period) healthy, then for each fault ``FAULT_S`` faulted and
+    ``GAP_S`` healthy. Time 0 is a camera message's arrival and the cameras tick together, so
+    whole seconds fall on a tick: a fault starting there took or spared the frame at its start by
+    microseconds of jitter, and its first affected frame (the reference of a detection delay) was
+    a coin flip between two periods. Half a period off the grid, it is the next tick. A kind
     added to the fault model joins the cycle by itself (with its default parameters; a required
     one missing from :data:`PARAMS` raises FaultError naming it).
     """
     faults = []
-    t = LEAD_S
+    t = LEAD_S + 0.5 / rate_hz  # half a period off the tick grid (docstring)
     for kind, spec in KINDS.items():
         wanted = PARAMS.get(kind, {})
         for modality in spec.modalities:
@@ -151,6 +193,45 @@ def repeated(cycle: FaultSchedule, until_s: float) -> FaultSchedule:
 def fault_margins(fault: Fault) -> tuple[float, float]:
     """Seconds before the start and after the end of ``fault`` in which no output is expected."""
     return PRE_MARGIN_S, RECOVERY_S + float(fault.params.get("delay_s", 0.0))
+
+
+def poll_rate_hz(rate_hz: float) -> float:
+    """The node's ``health_poll_rate_hz`` for cameras at ``rate_hz``: 4x, as the parameter asks (its
+    50 Hz default polls 30 Hz cameras every 0.6 periods, so a drop can take 3.1 periods to see)."""
+    return 4.0 * rate_hz
+
+
+def detection_reference_s(fault: Fault, rate_hz: float) -> float:
+    """When the stream first shows ``fault`` at the earliest, in schedule seconds: its start, except
+    for a rate drop, whose first frame is sent (the first of each 1 / rate_hz interval): the first
+    frame it withholds is one camera period later."""
+    return fault.start_s + (1.0 / rate_hz if fault.kind == "rate_drop" else 0.0)
+
+
+def warmup_seconds(seconds: float) -> float:
+    """The warm-up of a run ``seconds`` long, left out of the targets: min(20 % of it, 60 s)."""
+    return min(0.2 * seconds, 60.0)
+
+
+def hog_blocks(warmup_s: float, seconds: float, fraction: float, block_s: float) -> list[tuple[float, float]]:
+    """(on s, off s) of the CPU hog: ``fraction`` of the run after warm-up, in on/off pairs.
+
+    The time after warm-up is cut into whole on/off pairs about ``2 x block_s`` long (at least
+    one), each on for ``fraction`` of it, first: so exactly ``fraction`` of it is loaded. 0 -> none,
+    1 -> on from the end of warm-up to the end of the run.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"the hog fraction must be in [0, 1], got {fraction}")
+    if not block_s > 0:
+        raise ValueError(f"the hog block must be > 0 s, got {block_s}")
+    span = seconds - warmup_s
+    if fraction == 0.0 or span <= 0:
+        return []
+    if fraction == 1.0:
+        return [(warmup_s, seconds)]
+    pairs = max(1, round(span / (2 * block_s)))
+    pair = span / pairs
+    return [(warmup_s + k * pair, warmup_s + k * pair + fraction * pair) for k in range(pairs)]
 
 
 def fault_windows(schedule: FaultSchedule, t0_ns: int, *, margins: bool) -> list[tuple[int, int, Fault]]:
@@ -292,24 +373,44 @@ def proc_sample(pid: int, children_of: Mapping[int, list[int]]) -> dict[str, flo
     return {"rss_mb": rss_kb / 1024, "threads": threads, "cpu_s": cpu_ticks / os.sysconf("SC_CLK_TCK")}
 
 
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all cores from /proc/stat; None where it cannot be read."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 class Sampler(threading.Thread):
-    """Every ``period_s``, :func:`proc_sample` of each named process, with the system time."""
+    """Every ``period_s``, :func:`proc_sample` of each named process, and the machine's load, with
+    the system time."""
 
     def __init__(self, pids: Mapping[str, int], period_s: float = 1.0) -> None:
         super().__init__(name="soak-sampler", daemon=True)
         self.pids = dict(pids)
         self.period_s = period_s
         self.rows: dict[str, list[tuple[int, dict[str, float]]]] = {name: [] for name in self.pids}
+        self.machine: list[tuple[int, dict[str, float]]] = []
+        """os.getloadavg() (1, 5, 15 min) and the share of all cores busy since the last sample."""
         self.halt = threading.Event()
 
     def run(self) -> None:
         next_at = time.monotonic()
+        cpu = _cpu_times()
         while not self.halt.is_set():
             now, children_of = time.time_ns(), _children_of()
             for name, pid in self.pids.items():
                 sample = proc_sample(pid, children_of)
                 if sample is not None:
                     self.rows[name].append((now, sample))
+            load1, load5, load15 = os.getloadavg()
+            row = {"load1": load1, "load5": load5, "load15": load15}
+            previous, cpu = cpu, _cpu_times()
+            if previous is not None and cpu is not None and cpu[1] > previous[1]:
+                row["busy_pct"] = round(100 * (cpu[0] - previous[0]) / (cpu[1] - previous[1]), 1)
+            self.machine.append((now, row))
             next_at += self.period_s
             self.halt.wait(max(0.0, next_at - time.monotonic()))
 
@@ -427,6 +528,8 @@ class RunData:
     injector: dict[str, Any]
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     node_log: list[tuple[int, str]] = field(default_factory=list)  # (system ns, text) of its log lines
+    hog: list[tuple[int, int]] = field(default_factory=list)  # (on ns, off ns) of the CPU hog
+    machine: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # Sampler.machine
 
     def save(self, path: Path) -> None:
         """Everything recorded, as JSON: ``--from-logs`` analyses it again without a run."""
@@ -442,6 +545,8 @@ class RunData:
             "injector": self.injector,
             "exit_codes": self.exit_codes,
             "node_log": self.node_log,
+            "hog": self.hog,
+            "machine": self.machine,
         }
         path.write_text(json.dumps(raw))
 
@@ -460,6 +565,8 @@ class RunData:
             injector=raw["injector"],
             exit_codes=raw["exit_codes"],
             node_log=[(t, text) for t, text in raw.get("node_log") or read_log(path.parent / "node.log")],
+            hog=[(a, b) for a, b in raw.get("hog", [])],
+            machine=[(t, v) for t, v in raw.get("machine", [])],
         )
 
 
@@ -476,6 +583,34 @@ def read_log(path: Path) -> list[tuple[int, str]]:
     return out
 
 
+_TRANSITION: Final = re.compile(r"(\w+): (OK|DEGRADED|LOST) -> (OK|DEGRADED|LOST) \((.*)\)$")
+"""The node logs each health transition once, as ``rgb: OK -> DEGRADED (reasons)``."""
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    """One health transition the node logged: its log time (system ns, just after the monitor made it)."""
+
+    ns: int
+    modality: str
+    old: str
+    new: str
+    reason: str
+
+
+def health_changes(node_log: Sequence[tuple[int, str]]) -> list[HealthChange]:
+    """Every health transition in the node's log, in time order.
+
+    The log is the exact record: the node logs each transition once, in the callback that made
+    it, where /diagnostics reports states once a second and misses a one-frame DEGRADED.
+    """
+    out = []
+    for ns, text in node_log:
+        if (m := _TRANSITION.match(text)) and m.group(1) in MODALITIES:
+            out.append(HealthChange(ns, *m.groups()))
+    return sorted(out, key=lambda c: c.ns)
+
+
 def _read_ticks(path: Path) -> list[int]:
     ticks = set()
     with contextlib.suppress(OSError):
@@ -488,7 +623,7 @@ def _read_ticks(path: Path) -> list[int]:
 def run_soak(args: argparse.Namespace, logs: Path, domain_id: int) -> RunData:
     """Start everything, wait for the node, run the schedule for ``--minutes``, stop everything."""
     seconds = args.minutes * 60.0
-    cycle = soak_cycle()
+    cycle = soak_cycle(args.rate)
     schedule = repeated(cycle, seconds + cycle_s(cycle))
     schedule_file = schedule.save(logs / "faults_soak.yaml")
     env = ros_env(domain_id)
@@ -497,11 +632,15 @@ def run_soak(args: argparse.Namespace, logs: Path, domain_id: int) -> RunData:
         "input_height": args.input[0],
         "input_width": args.input[1],
         "diagnostics_period_seconds": 1.0,
+        "health_poll_rate_hz": poll_rate_hz(args.rate),
     }
     bin_dir = Path(sys.prefix) / "bin"
     children = Children(logs)
     collector: Collector | None = None
     sampler: Sampler | None = None
+    hog = CpuHog()
+    hog_on: list[int] = []  # when the running block began
+    hog_spans: list[tuple[int, int]] = []
     try:
         children.start(
             "node", [str(bin_dir / topics.NODE_NAME), *ros_args(node_params, injected, CONFIG)], env
@@ -535,17 +674,38 @@ def run_soak(args: argparse.Namespace, logs: Path, domain_id: int) -> RunData:
             flush=True,
         )
         end_ns = t0_ns + round(seconds * _NS)
+        switches = [  # (system ns, on?) in time order
+            (t0_ns + round(t * _NS), on)
+            for block in hog_blocks(warmup_seconds(seconds), seconds, args.hog_fraction, args.hog_block_s)
+            for t, on in zip(block, (True, False), strict=True)
+        ]
         next_note = time.monotonic() + 60
         while (left := (end_ns - time.time_ns()) / _NS) > 0:
             children.check()
+            while switches and switches[0][0] <= time.time_ns():
+                _, on = switches.pop(0)
+                if on:
+                    hog.start()
+                    hog_on.append(time.time_ns())
+                else:
+                    hog.stop()
+                    hog_spans.append((hog_on.pop(), time.time_ns()))
+                print(f"soak: CPU hog {'on' if on else 'off'} ({hog.processes} busy loops)", flush=True)
             if time.monotonic() >= next_note:
                 next_note += 60
                 with collector.lock:
                     n = len(collector.masks)
                 rss = sampler.rows["node"][-1][1]["rss_mb"] if sampler.rows["node"] else math.nan
                 done = seconds - left
-                print(f"soak: {done / 60:4.1f} min, {n} masks, node RSS {rss:.1f} MB", flush=True)
-            time.sleep(min(0.5, left))
+                load = os.getloadavg()[0]
+                print(
+                    f"soak: {done / 60:4.1f} min, {n} masks, node RSS {rss:.1f} MB, load {load:.2f}",
+                    flush=True,
+                )
+            until_switch = (switches[0][0] - time.time_ns()) / _NS if switches else left
+            time.sleep(max(0.0, min(0.5, left, until_switch)))
+        hog.stop()
+        hog_spans += [(on_ns, time.time_ns()) for on_ns in hog_on]
         codes = children.stop(*(f"sim_{m}" for m in MODALITIES))
         time.sleep(1.0)  # the last frames' outputs, one more /diagnostics
         sampler.halt.set()
@@ -564,8 +724,11 @@ def run_soak(args: argparse.Namespace, logs: Path, domain_id: int) -> RunData:
                 injector={k: (collector.faults or [{}])[-1].get(k) for k in ("counts", "schedule")},
                 exit_codes=codes,
                 node_log=read_log(logs / "node.log"),
+                hog=hog_spans,
+                machine=sampler.machine,
             )
     finally:
+        hog.stop()
         if sampler is not None:
             sampler.halt.set()
         if collector is not None:
@@ -624,7 +787,7 @@ class Analysis:
 
     def __init__(self, data: RunData, seconds: float, rate_hz: float) -> None:
         self.data, self.seconds, self.period_s = data, seconds, 1.0 / rate_hz
-        self.warmup_s = min(0.2 * seconds, 60.0)
+        self.warmup_s = warmup_seconds(seconds)
         self.window_s = min(60.0, 0.25 * (seconds - self.warmup_s))
         self.first = (self.warmup_s, self.warmup_s + self.window_s)
         self.last = (seconds - self.window_s, seconds)
@@ -636,6 +799,7 @@ class Analysis:
         self.drops = [
             ((t - data.t0_ns) / _NS, int(v.get("dropped_frames") or 0)) for t, v in data.diagnostics
         ]
+        self.changes = health_changes(data.node_log)
 
     def rel(self, ns: Any) -> Any:
         return (np.asarray(ns, dtype=np.int64) - self.data.t0_ns) / _NS
@@ -766,6 +930,138 @@ class Analysis:
                 )
         return {k: round(float(np.mean(v)), 3) for k, v in sorted(during.items())}
 
+    # --------------------------------------------------------------- health
+
+    def hog_on(self, ns: int) -> bool:
+        return any(on <= ns < off for on, off in self.data.hog)
+
+    def state_at(self, modality: str, ns: int) -> str:
+        """The modality's state at ``ns`` from the logged transitions (LOST before the first)."""
+        state = "LOST"
+        for c in self.changes:
+            if c.ns > ns:
+                break
+            if c.modality == modality:
+                state = c.new
+        return state
+
+    def _change(self, c: HealthChange) -> dict[str, Any]:
+        return {
+            "t_s": round(float(self.rel(c.ns)), 3),
+            "modality": c.modality,
+            "from": c.old,
+            "to": c.new,
+            "reason": c.reason,
+            "hog": self.hog_on(c.ns),
+        }
+
+    def false_transitions(self) -> dict[str, Any]:
+        """Every change of a sensor away from OK outside its own fault windows (+ margins), from the
+        schedule's start to the run's end, split by whether the CPU hog was on.
+
+        Stricter than "outside any fault window": a camera that leaves OK while another one is
+        faulted counts (``during_other_fault`` names that fault).
+        """
+        end = self.data.t0_ns + round(self.seconds * _NS)
+        out: dict[str, list[dict[str, Any]]] = {"hog_on": [], "hog_off": []}
+        for c in self.changes:
+            if not (self.data.t0_ns <= c.ns <= end and c.old == "OK" and c.new != "OK"):
+                continue
+            if any(s <= c.ns < e and f.modality == c.modality for s, e, f in self.windows):
+                continue
+            row = self._change(c)
+            row["during_other_fault"] = next((str(f) for s, e, f in self.windows if s <= c.ns < e), None)
+            out["hog_on" if row["hog"] else "hog_off"].append(row)
+        return {
+            "count": len(out["hog_on"]) + len(out["hog_off"]),
+            "count_hog_on": len(out["hog_on"]),
+            "count_hog_off": len(out["hog_off"]),
+            **out,
+        }
+
+    def detections(self) -> dict[str, Any]:
+        """Per fault window: the delay from its start (a rate drop's first withheld frame,
+        :func:`detection_reference_s`) to its modality leaving OK, in camera periods; per kind the
+        worst; and when it was OK again after the end (information)."""
+        windows = []
+        for start, end, fault in self.bare_windows:
+            after = fault_margins(fault)[1]
+            if start < self.data.t0_ns or self.rel(end) + after > self.seconds - self.tail_s:
+                continue
+            own = [c for c in self.changes if c.modality == fault.modality]
+            at_start = self.state_at(fault.modality, start)
+            left = next(
+                (c for c in own if c.old == "OK" and c.new != "OK" and start <= c.ns <= end + after * _NS),
+                None,
+            )
+            back = None
+            if left is not None and self.state_at(fault.modality, end) != "OK":
+                back = next((c for c in own if c.new == "OK" and c.ns >= end), None)
+            row: dict[str, Any] = {
+                "fault": str(fault),
+                "kind": fault.kind,
+                "start_s": round(float(self.rel(start)), 3),
+                "state_at_start": at_start,
+                "hog": self.hog_on(start),
+                "detected": at_start == "OK" and left is not None,
+            }
+            if left is not None:
+                reference = self.data.t0_ns + round(detection_reference_s(fault, 1 / self.period_s) * _NS)
+                delay = (left.ns - reference) / _NS
+                row |= {
+                    "delay_s": round(delay, 4),
+                    "delay_periods": round(delay / self.period_s, 2),
+                    "from_start_periods": round((left.ns - start) / _NS / self.period_s, 2),
+                    "to": left.new,
+                    "reason": left.reason,
+                }
+            if back is not None:
+                row["ok_again_periods_after_end"] = round((back.ns - end) / _NS / self.period_s, 2)
+            elif left is not None and self.state_at(fault.modality, end) == "OK":
+                row["ok_again_periods_after_end"] = 0.0  # OK before the end (a delay's late frames)
+            windows.append(row)
+        per_kind: dict[str, dict[str, Any]] = {}
+        for kind in sorted({w["kind"] for w in windows}):
+            rows = [w for w in windows if w["kind"] == kind]
+            delays = [w["delay_periods"] for w in rows if w["detected"]]
+
+            def worst(rs: list[dict[str, Any]]) -> float | None:
+                return max((w["delay_periods"] for w in rs if w["detected"]), default=None)
+
+            recovered = [w["ok_again_periods_after_end"] for w in rows if "ok_again_periods_after_end" in w]
+            per_kind[kind] = {
+                "how": DETECTION.get(kind, "(not described)"),
+                "windows": len(rows),
+                "detected": len(delays),
+                "worst_periods": max(delays, default=None),
+                "median_periods": round(float(np.median(delays)), 2) if delays else None,
+                "worst_periods_hog_on": worst([w for w in rows if w["hog"]]),
+                "worst_periods_hog_off": worst([w for w in rows if not w["hog"]]),
+                "worst_ok_again_periods_after_end": max(recovered, default=None),
+                "met": len(delays) == len(rows) and max(delays, default=math.inf) <= DETECT_PERIODS,
+            }
+        return {"per_kind": per_kind, "windows": windows}
+
+    def machine_load(self) -> dict[str, Any]:
+        """The machine's load average and busy share after warm-up, with the hog on and off."""
+        rows = [(float(self.rel(t)), v) for t, v in self.data.machine]
+        out: dict[str, Any] = {}
+        for name, on in (("hog_on", True), ("hog_off", False)):
+            sel = [
+                v
+                for t, v in rows
+                if self.warmup_s <= t <= self.seconds and self.hog_on(self.data.t0_ns + round(t * _NS)) is on
+            ]
+            load1 = [v["load1"] for v in sel]
+            busy = [v["busy_pct"] for v in sel if "busy_pct" in v]
+            out[name] = {
+                "seconds_sampled": len(sel),
+                "load1_mean": _round(float(np.mean(load1)) if load1 else None),
+                "load1_max": _round(max(load1, default=None)),
+                "busy_pct_of_all_cores_mean": _round(float(np.mean(busy)) if busy else None, 1),
+            }
+        return out
+
     # --------------------------------------------------------------- latency
 
     def latency(self) -> dict[str, Any]:
@@ -895,12 +1191,22 @@ class Analysis:
             "node_cpu_pct": sampled("node", "cpu_s", 1),
             "injector_rss_mb": sampled("injector", "rss_mb", 2),
             "node_dropped_frames": [self.dropped_at(b + 1) for b in range(n)],
+            **{key: self.machine_series(key, n) for key in ("load1", "busy_pct")},
         }
+
+    def machine_series(self, key: str, n: int) -> list[float | None]:
+        out: list[float | None] = [None] * n
+        for t, v in self.data.machine:
+            b = int(self.rel(t))
+            if 0 <= b < n and key in v:
+                out[b] = round(float(v[key]), 2)
+        return out
 
     # --------------------------------------------------------------- all of it
 
     def result(self) -> dict[str, Any]:
         node_rss, latency, missing = self.rss("node"), self.latency(), self.missing()
+        false, detection = self.false_transitions(), self.detections()
         inference = self.data.diagnostics[-1][1] if self.data.diagnostics else {}
         targets = {
             "rss_growth": {
@@ -932,6 +1238,23 @@ class Analysis:
                 },
                 "met": missing["expected"] > 0 and missing["unexplained"] == 0,
             },
+            "no_false_health_transitions": {
+                "target": "0 changes of a sensor's health away from OK outside its own fault windows "
+                "(+ margins), from the schedule's start, with the CPU hog on or off",
+                "count_hog_on": false["count_hog_on"],
+                "count_hog_off": false["count_hog_off"],
+                "met": bool(self.data.node_log) and false["count"] == 0,
+            },
+            "fault_detection": {
+                "target": f"every fault window detected (its modality leaves OK) within {DETECT_PERIODS:g} "
+                "camera periods of its start (a rate drop: of its first withheld frame, one period later); "
+                "per kind the worst over all cycles",
+                "worst_periods": {k: v["worst_periods"] for k, v in detection["per_kind"].items()},
+                "windows": len(detection["windows"]),
+                "undetected": [w["fault"] for w in detection["windows"] if not w["detected"]][:20],
+                "kinds_not_in_run": sorted(set(KINDS) - set(detection["per_kind"])),
+                "met": bool(detection["windows"]) and all(v["met"] for v in detection["per_kind"].values()),
+            },
         }
         return {
             "windows": {
@@ -950,6 +1273,14 @@ class Analysis:
             "cpu_pct_of_a_core_after_warmup": {
                 name: self.cpu_pct(name) for name in sorted(self.data.samples)
             },
+            "health": {
+                "source": "the node's log: it logs each health transition once, in the callback that made "
+                "it (log time = system clock); /diagnostics' 1-Hz states would miss a one-frame DEGRADED",
+                "transitions_total": len(self.changes),
+                "false_transitions": false,
+                "detection": detection,
+            },
+            "machine_load_after_warmup": self.machine_load(),
             "latency_ms": latency,
             "outputs": {
                 "received_total": len(self.data.masks),
@@ -1000,11 +1331,13 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     def arr(key: str) -> np.ndarray:
         return np.array([np.nan if v is None else v for v in s[key]], dtype=float)
 
-    fig, axes = plt.subplots(4, 1, figsize=(12, 10), sharex=True)
+    fig, axes = plt.subplots(5, 1, figsize=(12, 12.5), sharex=True)
     for ax in axes:
         ax.axvspan(0, payload["windows"]["warmup_s"] / 60, color="0.85", lw=0)
         for w in payload["schedule"]["windows"]:
             ax.axvspan(w["start_s"] / 60, w["end_s"] / 60, color="tab:red", alpha=0.12, lw=0)
+        for on, off in payload["hog"]["on_off_s"]:
+            ax.axvspan(on / 60, off / 60, color="tab:orange", alpha=0.15, lw=0)
         ax.grid(alpha=0.3)
     axes[0].plot(t, arr("node_rss_mb"), color="tab:blue", label=topics.NODE_NAME)
     axes[0].plot(t, arr("injector_rss_mb"), color="tab:gray", ls="--", label="fault injector")
@@ -1025,16 +1358,41 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     twin.plot(t, arr("node_dropped_frames"), color="tab:red", lw=1.0, label="frames shed (cumulative)")
     twin.set_ylabel("threads / frames")
     twin.legend(loc="upper left", fontsize=8)
-    axes[3].set_xlabel("minutes (grey: warm-up; red: fault windows)")
+    health = payload["health"]
+    kinds = sorted(health["detection"]["per_kind"])
+    for w in health["detection"]["windows"]:
+        if w["detected"]:
+            axes[4].plot(w["start_s"] / 60, w["delay_periods"], ".", ms=4, color=f"C{kinds.index(w['kind'])}")
+    for k, kind in enumerate(kinds):
+        axes[4].plot([], [], ".", color=f"C{k}", label=kind)
+    axes[4].axhline(DETECT_PERIODS, color="k", lw=0.6, ls=":")
+    axes[4].set_ylim(bottom=0)
+    false = health["false_transitions"]["hog_on"] + health["false_transitions"]["hog_off"]
+    for row in false:
+        axes[4].axvline(row["t_s"] / 60, color="tab:red", lw=1.2)
+    axes[4].set_ylabel("detection (periods)")
+    axes[4].legend(loc="upper left", fontsize=7, ncol=4)
+    load = axes[4].twinx()
+    load.plot(t, arr("load1"), color="0.3", lw=0.8, label="load average (1 min)")
+    load.set_ylabel("load average")
+    load.legend(loc="upper right", fontsize=8)
+    axes[4].set_xlabel(
+        "minutes (grey: warm-up; red: fault windows; orange: CPU hog on every core; red lines: false "
+        "health transitions)"
+    )
     c, tg = payload["config"], payload["targets"]
     rss, lat, miss = tg["rss_growth"], tg["latency_drift"], tg["missing_outputs"]
+    det, fls = tg["fault_detection"], tg["no_false_health_transitions"]
+    worst = max((v for v in det["worst_periods"].values() if v is not None), default=None)
     fig.suptitle(
         f"unimrseg_node soak: {c['minutes']:g} min, {c['rate_hz']:g} Hz cameras "
         f"{'x'.join(map(str, c['camera_size']))}, network input {'x'.join(map(str, c['network_input']))}\n"
         f"RSS {rss['growth_pct']:+.2f} % | latency p50 {lat['first_window_p50_ms']} -> "
         f"{lat['last_window_p50_ms']} ms | outside faults {miss['received']}/{miss['expected']} masks, "
         f"{miss['shed_by_node']} shed, {miss['lost_while_node_starved']} starved, "
-        f"{miss['unexplained']} unexplained",
+        f"{miss['unexplained']} unexplained\nCPU hog {payload['hog']['fraction']:g} of it after warm-up | "
+        f"false health transitions {fls['count_hog_on']} (hog on) + {fls['count_hog_off']} (off) | "
+        f"{det['windows'] - len(det['undetected'])}/{det['windows']} faults detected, worst {worst} periods",
         fontsize=10,
     )
     fig.tight_layout()
@@ -1070,6 +1428,16 @@ def summarize(p: dict[str, Any]) -> None:
         f"inference p50 {p['node']['inference_ms_after_warmup']['p50']} ms; "
         f"node CPU {p['cpu_pct_of_a_core_after_warmup'].get('node')} %; threads {p['threads']['node_last']}"
     )
+    false, detection = p["health"]["false_transitions"], p["health"]["detection"]["per_kind"]
+    print(
+        f"health: {false['count_hog_on']} false transitions with the hog on, {false['count_hog_off']} off; "
+        "detection worst (periods) "
+        + ", ".join(
+            f"{k} {v['worst_periods']} ({v['detected']}/{v['windows']})" for k, v in detection.items()
+        )
+    )
+    for row in (false["hog_on"] + false["hog_off"])[:10]:
+        print(f"  false: {row['t_s']} s {row['modality']} {row['from']} -> {row['to']} ({row['reason']})")
     for name, target in p["targets"].items():
         print(f"  {'met ' if target['met'] else 'MISS'} {name}: {target['target']}")
 
@@ -1103,9 +1471,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--ready-timeout", type=float, default=300.0, help="seconds for the node to come up (default 300)"
     )
+    parser.add_argument(
+        "--hog-fraction",
+        type=float,
+        default=0.5,
+        help="share of the run after warm-up with a CPU hog on every core, in on/off blocks "
+        "(default 0.5; 0: none)",
+    )
+    parser.add_argument(
+        "--hog-block-s",
+        type=float,
+        default=HOG_BLOCK_S,
+        help=f"about how long one hog-on block lasts at --hog-fraction 0.5, s (default {HOG_BLOCK_S:g})",
+    )
     args = parser.parse_args(argv)
     if not (args.minutes > 0 and args.rate > 0):
         parser.error("--minutes and --rate must be > 0")
+    if not (0.0 <= args.hog_fraction <= 1.0 and args.hog_block_s > 0):
+        parser.error("--hog-fraction must be in [0, 1] and --hog-block-s > 0")
     if args.input[0] % 16 or args.input[1] % 16:
         parser.error(f"--input must be multiples of 16, got {args.input[0]}x{args.input[1]}")
     logs = args.from_logs or args.logs or Path(tempfile.mkdtemp(prefix="unimrseg_soak_"))
@@ -1125,7 +1508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"soak: failed: {exc}", file=sys.stderr)
             return 2
         data.save(logs / RUN_FILE)
-    cycle = soak_cycle()
+    cycle = soak_cycle(args.rate)
     windows = [
         {
             "start_s": round((s - data.t0_ns) / _NS, 3),
@@ -1146,7 +1529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "thread on these 2 cores, more than the 33 ms between frames at 30 Hz; at 128x160 it took "
             "12.6 ms alone (node.inference_ms_after_warmup: what it took in the soak, the machine shared)",
             "node_params": f"{CONFIG.relative_to(REPO)} + input_height, input_width, "
-            "diagnostics_period_seconds 1.0",
+            f"diagnostics_period_seconds 1.0, health_poll_rate_hz {poll_rate_hz(args.rate):g} (4x the "
+            "camera rate, as the parameter's help asks: silence is seen within a quarter period)",
             "pipeline": "unimrseg_ros.sensor_sim x3 -> unimrseg_fault_injector -> unimrseg_node -> soak.py",
             "domain_id": domain_id,
             "logs": str(logs),
@@ -1160,6 +1544,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "margins": {"before_s": PRE_MARGIN_S, "after_s": f"{RECOVERY_S} + delay_s (delay faults)"},
             "t0_ns": data.t0_ns,
             "windows": windows,
+        },
+        "hog": {
+            "what": "benchmarks/hog.py: one busy loop per core, nice 0 (the node's own priority)",
+            "processes": os.cpu_count(),
+            "fraction": args.hog_fraction,
+            "block_s": args.hog_block_s,
+            "planned_s": [
+                [round(a, 2), round(b, 2)]
+                for a, b in hog_blocks(warmup_seconds(seconds), seconds, args.hog_fraction, args.hog_block_s)
+            ],
+            "on_off_s": [
+                [round((a - data.t0_ns) / _NS, 3), round((b - data.t0_ns) / _NS, 3)] for a, b in data.hog
+            ],
+            "note": "the machine is shared: other jobs load it too (machine_load_after_warmup, series.load1)",
         },
         "injector": data.injector,
         "exit_codes": data.exit_codes,

@@ -3,8 +3,9 @@
 The script runs three simulated cameras, the fault injector with a schedule cycling through
 every fault kind, and ``unimrseg_node`` at 30 Hz on this test's ROS domain, and exits 0 only
 when every target is met (RSS growth, latency drift, no unexplained missing output outside
-fault windows). Results go to a temporary folder, never over the committed 10-minute figures
-in ``benchmarks/results/``. About 2 minutes: the node exports its 128x160 ONNX model into the
+fault windows, no false health transition, every fault detected in time), here without the
+CPU hog. Results go to a temporary folder, never over the committed 10-minute figures in
+``benchmarks/results/``. About 2 minutes: the node exports its 128x160 ONNX model into the
 run's empty engine cache first (about 40 s), then 60 s of soak.
 """
 
@@ -29,6 +30,7 @@ SOAK = Path(__file__).resolve().parents[2] / "benchmarks" / "soak.py"
 def test_one_minute_soak_meets_every_target(ros_env: dict[str, str], tmp_path: Path) -> None:
     out, logs = tmp_path / "soak", tmp_path / "logs"
     cmd = [sys.executable, str(SOAK), "--minutes", "1", "--out", str(out), "--logs", str(logs)]
+    cmd += ["--hog-fraction", "0"]  # the suite may share the machine already; the 10-minute run has the hog
     proc = subprocess.Popen(cmd, env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         output, _ = proc.communicate(timeout=480)
@@ -55,3 +57,7 @@ def test_one_minute_soak_meets_every_target(ros_env: dict[str, str], tmp_path: P
     assert result["outputs"]["fraction_with_output_during_faults"]
     assert result["targets"]["missing_outputs"]["expected"] > 200
     assert set(result["exit_codes"].values()) == {0}, result["exit_codes"]
+    # health: every fault window of the minute was detected, and no camera left OK outside its faults
+    assert result["hog"]["on_off_s"] == []
+    assert result["targets"]["fault_detection"]["windows"] >= 15
+    assert result["health"]["false_transitions"]["count"] == 0
