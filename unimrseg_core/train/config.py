@@ -131,8 +131,8 @@ def _plain(obj: Any) -> Any:
         return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, tuple):
-        return list(obj)
+    if isinstance(obj, tuple | list):
+        return [_plain(v) for v in obj]
     return obj
 
 
