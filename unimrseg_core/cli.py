@@ -91,10 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     from unimrseg_core.bags.cli import add_parser as add_bag
     from unimrseg_core.eval.cli import add_parser as add_eval
     from unimrseg_core.runtime.cli import add_parser as add_runtime
+    from unimrseg_core.train.cli import add_eval_sources
     from unimrseg_core.train.cli import add_parser as add_train
 
     add_train(groups)
-    add_eval(groups)
+    add_eval_sources(add_eval(groups))
     add_runtime(groups)
     add_bag(groups)
     return parser

@@ -42,6 +42,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="a real dataset root instead of the procedural test split")
     p.add_argument("--format", choices=DATASET_FORMATS, help="layout of --data")
     p.add_argument("--split", help="split of --data (default: test if the dataset has one, else all)")
+    p.add_argument(
+        "--train-config",
+        type=Path,
+        help="score each source of this training config's data.sources, read with its options "
+        "(class map, stored units, split), on its held-out samples",
+    )
+    p.add_argument("--source", action="append", help="with --train-config: only this source (repeatable)")
     add_arguments(p, applies_to="--data")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
     p.add_argument(
@@ -52,7 +59,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "engine cache, the shipped one has its ONNX beside it)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, run_sources=None)  # train.cli sets run_sources (train sits above eval)
     return p
 
 
@@ -96,6 +103,12 @@ def _print_notes(data: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, evaluate, print a table, write the JSON and plots. Returns the exit status."""
+    if args.train_config is not None:
+        if args.data is not None or args.run_sources is None:
+            return _fail("--train-config scores a training config's sources; it takes no --data")
+        return int(args.run_sources(args))
+    if args.source:
+        return _fail("--source applies to --train-config only")
     if (args.data is None) != (args.format is None):
         return _fail("--data and --format go together")
     if args.split is not None and args.data is None:

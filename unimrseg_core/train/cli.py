@@ -10,6 +10,17 @@ from pathlib import Path
 from unimrseg_core.train.config import METHODS, STAGES
 
 
+def add_eval_sources(eval_parser: argparse.ArgumentParser) -> None:
+    """Let ``unimrseg eval --train-config`` run here (the eval layer cannot import training)."""
+    eval_parser.set_defaults(run_sources=_run_sources)
+
+
+def _run_sources(args: argparse.Namespace) -> int:
+    from unimrseg_core.train.evaluate_sources import run_sources  # torch only when it runs
+
+    return run_sources(args)
+
+
 def add_parser(groups: argparse._SubParsersAction) -> None:
     p = groups.add_parser(
         "train",
