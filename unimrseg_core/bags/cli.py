@@ -131,6 +131,21 @@ def _add_eval(bag_cmds: argparse._SubParsersAction) -> None:
         "compressedDepth; default raw, else the CompressedImage topic the bag has, detected by type)",
     )
     ev.add_argument(
+        "--extrinsic",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="MODALITY='X Y Z QX QY QZ QW'",
+        help="a camera's pose in the reference (first anchor) camera's optical frame, as the node's "
+        "<modality>.extrinsic parameter; before the bag's /tf_static (for bags without one)",
+    )
+    ev.add_argument(
+        "--no-registration",
+        action="store_true",
+        help="only resize the cameras' images, as the node with registration.enabled false "
+        "(default: register them with the bag's CameraInfo and /tf_static, as the node does)",
+    )
+    ev.add_argument(
         "--window",
         type=positive_float,
         default=None,
@@ -216,6 +231,7 @@ def print_eval(result: dict[str, Any]) -> None:
         "no targets": "none (the bag has no fault schedule)",
     }[targets["status"]]
     print(f"targets: {verdict}")
+    _print_registration(result.get("registration"))
     for modality, row in result["inputs"].items():
         if row["rejected"]:
             rejected = ", ".join(f"{n} x {why}" for why, n in row["rejected"].items())
@@ -229,6 +245,22 @@ def print_eval(result: dict[str, Any]) -> None:
             f"{_cell(live['receive_latency_ms']['p50'], 1)} ms, node dropped "
             f"{live['node'].get('dropped_frames')}"
         )
+
+
+def _print_registration(registration: dict[str, Any] | None) -> None:
+    """One line per camera: how it reached the anchor camera (and in how many frames), and where
+    its extrinsic came from."""
+    if not registration:
+        return
+    state = "" if registration["enabled"] else " off (--no-registration): every image resized"
+    print(f"registration into the anchor camera (extrinsics relative to {registration['reference']}){state}:")
+    for modality, row in registration["modalities"].items():
+        counts = row["outcomes"]
+        total = sum(counts.values())
+        how = row["how"] or "no frame"
+        share = f" ({counts[how]} of {total} frames)" if how in counts else ""
+        source = row.get("extrinsic_source")
+        print(f"  {modality}: {how}{share}" + (f"; extrinsic: {source}" if source else ""))
 
 
 def write_eval(result: dict[str, Any], json_path: Path | None, plots: Path | None) -> None:
@@ -258,6 +290,7 @@ def run_eval(args: argparse.Namespace) -> int:
             )
             return 2
         return int(args.run_live(args))
+    from unimrseg_core.bags.calibration import parse_extrinsics
     from unimrseg_core.bags.evaluate import DEFAULT_WINDOW_S, evaluate_bag
     from unimrseg_core.bags.read import parse_remap, parse_transports
     from unimrseg_core.faults import FaultSchedule
@@ -265,6 +298,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     remap = parse_remap(args.remap)
     transports = parse_transports(args.transport)
+    extrinsics = parse_extrinsics(args.extrinsic)
     schedule = FaultSchedule.load(args.faults) if args.faults else None
     options = BackendOptions(
         checkpoint=args.checkpoint, onnx=args.onnx, device=args.device, threads=args.threads or None
@@ -277,6 +311,8 @@ def run_eval(args: argparse.Namespace) -> int:
         transports=transports,
         window_s=DEFAULT_WINDOW_S if args.window is None else args.window,
         faults=schedule,
+        extrinsics=extrinsics,
+        registration=not args.no_registration,
         progress=not args.quiet,
     )
     print_eval(result)

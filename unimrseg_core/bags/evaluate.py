@@ -12,6 +12,11 @@ recorded time order, and the bag's record time stands in for the node's clock:
 2. between messages, the pipeline is polled every ``1 / poll_rate_hz`` of bag time
    (the node's health timer, 50 Hz by default): silence detection, and frames whose
    wait for companions ran out;
+   A camera's CameraInfo (``<modality>/camera_info``) is given to the pipeline's registration
+   in the same order, as the node's subscription gives it (a bad one is a counted
+   ``bad_camera_info`` rejection); the extrinsics are the bag's ``/tf_static`` (or given),
+   as the node's ``<modality>.extrinsic`` parameters (:mod:`unimrseg_core.bags.calibration`),
+   so every frame is registered into its anchor camera as the node would register it;
 3. every emitted frame goes through the :class:`~unimrseg_core.runtime.segmenter.Segmenter`
    (the node's inference), whose time is measured (the only wall-clock number);
 4. outputs, ground truth, health transitions and camera stamps go to a
@@ -36,6 +41,7 @@ import importlib.metadata
 import logging
 import platform
 import time
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -47,13 +53,15 @@ from tqdm import tqdm
 
 from unimrseg_core import __version__
 from unimrseg_core.bags import timebase
+from unimrseg_core.bags.calibration import INFO_MODALITY, BagCalibration, read_calibration
 from unimrseg_core.bags.read import BagError, BagReader
 from unimrseg_core.bags.score import DEFAULT_WINDOW_S, Output, Scoreboard
 from unimrseg_core.bags.topics import GROUND_TRUTH, SENSORS
 from unimrseg_core.faults import FaultSchedule
 from unimrseg_core.health import HealthConfig
 from unimrseg_core.image_msg import DEFAULT_THERMAL, MAX_PIXELS, ImageMsgError, ThermalMapping, decode
-from unimrseg_core.pipeline import DEFAULT_POLL_RATE_HZ, FramePipeline, Step, stamp_ns
+from unimrseg_core.pipeline import DEFAULT_POLL_RATE_HZ, FramePipeline, RegisteredFrame, Step, stamp_ns
+from unimrseg_core.registration import Transform
 from unimrseg_core.runtime.segmenter import Segmenter, saliency_mono8
 from unimrseg_core.runtime.selection import BackendOptions, select_backend
 from unimrseg_core.sync import SyncConfig
@@ -65,6 +73,7 @@ __all__ = [
     "bag_topics_json",
     "evaluate_bag",
     "package_versions",
+    "registration_json",
     "saliency_mono8",
     "torch_threads",
     "truth_mono8",
@@ -136,6 +145,8 @@ def evaluate_bag(
     poll_rate_hz: float = DEFAULT_POLL_RATE_HZ,
     thermal: ThermalMapping = DEFAULT_THERMAL,
     max_pixels: int = MAX_PIXELS,
+    extrinsics: Mapping[str, Transform] | None = None,
+    registration: bool = True,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Replay the bag at ``path`` through health, frame assembly and the model; return the scores.
@@ -149,13 +160,17 @@ def evaluate_bag(
     from the bag's first message, or from ``bag make``'s start stamp). ``health``,
     ``sync``, ``poll_rate_hz``, ``thermal``, ``max_pixels``: the node's settings, by
     default its parameter defaults. ``window_s``: length of the time windows.
+    ``extrinsics``: ``{modality: reference_from_modality}`` given by the user, before the bag's
+    /tf_static; ``registration`` False: every image only resized (the node's
+    ``registration.enabled``).
 
     Returns a JSON-ready dict (finite numbers or None): ``format``, ``version``,
     ``mode`` (``offline``), ``bag``, ``backend``, ``versions``, ``config``,
     ``schedule`` and the :meth:`Scoreboard.result` keys (``summary``, ``targets``,
-    ``faults``, ``phases``, ``windows``, ``health``, ``inputs``, ``latency``), and
-    ``seconds``. Raises :class:`BagError` for a bag that cannot be read, ValueError
-    for bad settings, BackendError when no backend opens.
+    ``faults``, ``phases``, ``windows``, ``health``, ``inputs``, ``latency``),
+    ``registration`` (:func:`registration_json`) and ``seconds``. Raises :class:`BagError` for a
+    bag that cannot be read (or a bad given extrinsic), ValueError for bad settings,
+    BackendError when no backend opens.
     """
     started = time.perf_counter()
     for name, value in (("poll_rate_hz", poll_rate_hz), ("window_s", window_s)):
@@ -170,16 +185,26 @@ def evaluate_bag(
         sequence = bag.sequence()
         time_base = timebase.measure(bag)
         t0_ns = time_base.schedule_zero_ns(bag.start_ns, sequence)
+        try:
+            calibration = read_calibration(bag, reference=sync.anchors[0], given=extrinsics)
+        except ValueError as exc:
+            raise BagError(path, str(exc)) from None
         segmenter, notes = _open(segmenter, backend, options)
         board = _scoreboard(bag, schedule, t0_ns, sync, window_s, sequence, time_base)
         pipeline: FramePipeline[None] = FramePipeline(
-            health, sync, poll_rate_hz=poll_rate_hz, thermal=thermal, max_pixels=max_pixels
+            health,
+            sync,
+            poll_rate_hz=poll_rate_hz,
+            thermal=thermal,
+            max_pixels=max_pixels,
+            registration=calibration.config(enabled=registration),
         )
         replay = Replay(pipeline, segmenter, board, poll_ns=round(1e9 / poll_rate_hz))
         replay.note_fault_starts(schedule, t0_ns)
         replay.run(bag, path, max_pixels=max_pixels, progress=progress)
         scores, bag_info = board.result(), _bag_info(bag, path, sequence)
     bag_info["time_base"] = time_base.as_json(t0_ns, sync.max_skew_ns)
+    bag_info["warnings"] += calibration.warnings
     config = {
         "window_s": window_s,
         "poll_rate_hz": poll_rate_hz,
@@ -195,7 +220,25 @@ def evaluate_bag(
         schedule=schedule_json(schedule, source, t0_ns),
         scores=scores,
         started=started,
+        extra={"registration": registration_json(calibration, replay.registration, enabled=registration)},
     )
+
+
+def registration_json(
+    calibration: BagCalibration, outcomes: Mapping[str, Mapping[str, int]], *, enabled: bool
+) -> dict[str, Any]:
+    """The result's ``registration``: the reference camera, and per modality the bag's calibration
+    (frame id, CameraInfo count, extrinsic and its source), each way it reached the anchor with
+    its count (offline: frames; live: /diagnostics reports) and ``how``, the most frequent."""
+    modalities = calibration.as_json()
+    for modality, counts in outcomes.items():
+        row = modalities.setdefault(modality, {})
+        row["outcomes"] = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+        row["how"] = max(counts, key=lambda k: counts[k]) if counts else None
+    for row in modalities.values():
+        row.setdefault("outcomes", {})
+        row.setdefault("how", None)
+    return {"enabled": enabled, "reference": calibration.reference, "modalities": modalities}
 
 
 def result_document(
@@ -245,6 +288,8 @@ class Replay:
         self.pipeline, self.segmenter, self.board, self.poll_ns = pipeline, segmenter, board, poll_ns
         self.next_poll: int | None = None
         self.probes: list[tuple[int, int, str]] = []
+        self.registration: dict[str, Counter[str]] = defaultdict(Counter)
+        """Per modality, how it reached the anchor (``Outcome.text``) -> frames."""
 
     def note_fault_starts(self, schedule: FaultSchedule | None, t0_ns: int) -> None:
         """At each fault's start, the board notes the period silence is judged against then."""
@@ -253,7 +298,7 @@ class Replay:
         )
 
     def run(self, bag: BagReader, path: Path, *, max_pixels: int, progress: bool) -> None:
-        topics = [t for t in bag.topics if t in _MODALITY_OF or t in _TRUTH_OF]
+        topics = [t for t in bag.topics if t in _MODALITY_OF or t in _TRUTH_OF or t in INFO_MODALITY]
         last_ns = bag.start_ns
         total = sum(bag.count(t) for t in topics)
         with tqdm(total=total, desc=f"eval {path.name}", unit="msg", disable=not progress) as bar:
@@ -261,6 +306,12 @@ class Replay:
                 bar.update()
                 last_ns = message.record_ns
                 self.advance(last_ns)
+                info_of = INFO_MODALITY.get(message.topic)
+                if info_of is not None:  # before its image, as a driver publishes it
+                    rejection = self.pipeline.receive_camera_info(info_of, message.msg)
+                    if rejection is not None:
+                        self.board.add_reject(rejection.modality, rejection.reason)
+                    continue
                 kind = _TRUTH_OF.get(message.topic)
                 if kind is not None:
                     image = truth_mono8(path, message.bag_topic, message.msg, max_pixels)
@@ -291,6 +342,9 @@ class Replay:
             self.board.add_input(step.accepted.modality, step.accepted.stamp_ns)
         self.board.add_transitions(list(step.transitions))
         for frame in step.frames:
+            if isinstance(frame, RegisteredFrame) and frame.plan is not None:
+                for modality, outcome in frame.plan.outcomes.items():
+                    self.registration[modality][outcome.text] += 1
             tic = time.perf_counter()
             segmentation = self.segmenter.segment_frame(frame)
             self.board.add_output(

@@ -44,15 +44,24 @@ from rosbags.rosbag2 import Reader
 
 from unimrseg_core.bags import messages
 from unimrseg_core.bags.topics import (
+    CAMERA_INFO_TYPE,
     COMPRESSED_IMAGE_TYPE,
     GROUND_TRUTH,
     IMAGE_TYPE,
     SENSORS,
     STRING_TYPE,
+    TF_MESSAGE_TYPE,
 )
 from unimrseg_core.bags.write import FAULTS_SIDECAR
 from unimrseg_core.faults import FaultError, FaultSchedule
-from unimrseg_core.topics import FAULT_EVENTS, FAULT_TIMELINE, TRANSPORTS, input_topic
+from unimrseg_core.topics import (
+    CAMERA_INFOS,
+    FAULT_EVENTS,
+    FAULT_TIMELINE,
+    TF_STATIC,
+    TRANSPORTS,
+    input_topic,
+)
 
 __all__ = [
     "CAMERA_TOPICS",
@@ -70,9 +79,12 @@ READ_TOPICS: Final[Mapping[str, str]] = {
     **{t.topic: IMAGE_TYPE for t in GROUND_TRUTH.values()},
     FAULT_TIMELINE: STRING_TYPE,
     FAULT_EVENTS: STRING_TYPE,
+    **dict.fromkeys(CAMERA_INFOS.values(), CAMERA_INFO_TYPE),
+    TF_STATIC.lstrip("/"): TF_MESSAGE_TYPE,
 }
 """The project topics a bag is read as, with the message type each must have (a camera's may also be
-a CompressedImage: :data:`CAMERA_TOPICS`)."""
+a CompressedImage: :data:`CAMERA_TOPICS`); the calibration topics (``rgb/camera_info``, ``tf_static``)
+are read by :mod:`unimrseg_core.bags.calibration`."""
 CAMERA_TOPICS: Final[Mapping[str, str]] = {t.topic: m for m, t in SENSORS.items()}
 """Camera project topic -> its modality."""
 _TRANSPORT_NAMES: Final[Mapping[str, str]] = {

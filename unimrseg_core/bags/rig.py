@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
+from unimrseg_core.bags.topics import CAMERA_INFO_TYPE, TF_MESSAGE_TYPE
 from unimrseg_core.data.camera import Camera
 from unimrseg_core.registration import Intrinsics, Transform
 
@@ -28,9 +29,6 @@ __all__ = [
     "rig_calibration",
     "tf_static_msg",
 ]
-
-CAMERA_INFO_TYPE: Final = "sensor_msgs/msg/CameraInfo"
-TF_MESSAGE_TYPE: Final = "tf2_msgs/msg/TFMessage"
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,14 @@ from unimrseg_core import topics
 from unimrseg_core.modalities import MODALITIES
 
 __all__ = [
+    "CAMERA_INFO_TYPE",
     "COMPRESSED_IMAGE_TYPE",
     "GROUND_TRUTH",
     "IMAGE_TYPE",
     "SENSORS",
     "STORAGE_NAMES",
     "STRING_TYPE",
+    "TF_MESSAGE_TYPE",
     "ImageTopic",
 ]
 
@@ -29,6 +31,10 @@ COMPRESSED_IMAGE_TYPE: Final = "sensor_msgs/msg/CompressedImage"
 """A camera topic may hold either: robots often record only image_transport's ``compressed`` /
 ``compressedDepth`` topics (``rgb/image/compressed``), which the bag tools read as the camera."""
 STRING_TYPE: Final = "std_msgs/msg/String"
+CAMERA_INFO_TYPE: Final = "sensor_msgs/msg/CameraInfo"
+"""``<modality>/camera_info`` beside each camera (a robot's bag, ``bag make --rig``)."""
+TF_MESSAGE_TYPE: Final = "tf2_msgs/msg/TFMessage"
+"""``/tf_static``: the cameras' mounting (read by rosbags' typestore; rclpy here has no tf2_msgs)."""
 
 
 @dataclass(frozen=True)
