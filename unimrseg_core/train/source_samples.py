@@ -87,7 +87,7 @@ def _dataset(source: SourceConfig, size: tuple[int, int], classes: Sequence[Clas
 
 
 def _bag(source: SourceConfig, size: tuple[int, int], classes: Sequence[ClassInfo]) -> Sequence[Sample]:
-    from unimrseg_core.train.bag_samples import bag_samples  # rosbags only when a bag is a source
+    from unimrseg_core.bags.labelled import bag_samples  # rosbags only when a bag is a source
 
     samples = bag_samples(
         source.where(source.path),

@@ -1,4 +1,4 @@
-"""Labelled frames of a robot bag as training samples.
+"""Labelled frames of a robot bag as training samples (``data.sources`` of kind ``bag``).
 
 Labels come from the bag's ground-truth topics (``segmentation/ground_truth/...``, as
 ``unimrseg bag make`` writes them: a mono8 class mask and a mono8 saliency mask per frame),
