@@ -20,6 +20,7 @@ __all__ = [
     "add_parser",
     "exit_status",
     "import_rosbags",
+    "make_transports",
     "nothing_scored",
     "print_eval",
     "run_eval",
@@ -79,6 +80,16 @@ def add_parser(groups: Any) -> argparse._SubParsersAction:
         action="store_true",
         help="cameras as on a robot: each with its own resolution, field of view and mounting "
         "(data.rig.DEMO_RIG), <modality>/camera_info beside every image and /tf_static",
+    )
+    make.add_argument(
+        "--transport",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="[MODALITY=]TRANSPORT",
+        help="record cameras as image_transport publishes them: 'compressed' for every camera, "
+        "MODALITY=TRANSPORT for one (compressed, compressedDepth; default raw), e.g. --transport "
+        "compressed depth=compressedDepth",
     )
     make.add_argument("--quiet", action="store_true", help="no progress bar")
     make.set_defaults(func=run_make)
@@ -367,10 +378,25 @@ def run_make(args: argparse.Namespace) -> int:
         segment_s=args.segment,
         progress=not args.quiet,
         rig=DEMO_RIG if args.rig else None,
+        transports=make_transports(args.transport),
     )
     print(json.dumps(summary.as_json(), indent=1))
     print(f"wrote {summary.path} ({summary.frames} frames, {summary.seconds:.1f} s)")
     return 0
+
+
+def make_transports(items: list[str]) -> dict[str, str]:
+    """``bag make --transport``: a bare TRANSPORT for every camera, then MODALITY=TRANSPORT items
+    for one each; ValueError for a transport a camera does not have (named)."""
+    from unimrseg_core.bags.read import parse_transports
+    from unimrseg_core.topics import TRANSPORTS
+
+    every = [item.strip() for item in items if "=" not in item]
+    if len(every) > 1:
+        raise ValueError(f"--transport: one transport for every camera, got {', '.join(every)}")
+    chosen = dict.fromkeys(TRANSPORTS, every[0]) if every else {}
+    chosen.update(parse_transports([item for item in items if "=" in item]))
+    return chosen
 
 
 def import_rosbags(command: str, *modules: str) -> bool:

@@ -18,6 +18,13 @@ renders through its own camera (own resolution, field of view, mounting), ``<mod
 (tf2_msgs/TFMessage) holds every camera's pose in the anchor camera's optical frame once at
 the start, and the ground truth is the anchor camera's.
 
+With ``transports`` (``bag make --transport compressed depth=compressedDepth``) a camera is
+recorded as image_transport's plugin publishes it instead of raw: a
+``sensor_msgs/CompressedImage`` on ``rgb/image/compressed`` / ``depth/image/compressedDepth``
+(:func:`unimrseg_core.compressed_msg.encode_compressed`, the layouts the node decodes: rgb
+JPEG, depth and thermal 16-bit PNG, compressedDepth's header before its PNG). With ``rig``,
+that is a robot's bag in one command.
+
 Faults are the :mod:`unimrseg_core.faults` model that the live injector also uses: a
 dropped or rate-dropped frame is not written; a frozen camera's last message is written
 again with its stale stamp; a delayed message keeps its stamp and is written ``delay_s``
@@ -56,18 +63,27 @@ from unimrseg_core.bags.rig import (
     tf_static_msg,
 )
 from unimrseg_core.bags.topics import (
+    COMPRESSED_IMAGE_TYPE,
     GROUND_TRUTH,
     IMAGE_TYPE,
     SENSORS,
     STORAGE_NAMES,
     STRING_TYPE,
 )
+from unimrseg_core.compressed_msg import encode_compressed
 from unimrseg_core.data.rig import CameraRig
 from unimrseg_core.data.sequence import DEFAULT_CONDITIONS, SequenceGenerator
 from unimrseg_core.data.splits import TEST_SEED
 from unimrseg_core.faults import FaultInjector, FaultSchedule
 from unimrseg_core.modalities import MODALITIES
-from unimrseg_core.topics import CAMERA_INFOS, FAULT_EVENTS, FAULT_TIMELINE, TF_STATIC
+from unimrseg_core.topics import (
+    CAMERA_INFOS,
+    FAULT_EVENTS,
+    FAULT_TIMELINE,
+    TF_STATIC,
+    TRANSPORTS,
+    input_topic,
+)
 
 __all__ = [
     "BAG_FORMAT",
@@ -132,6 +148,19 @@ class _Queue:
         return out
 
 
+def check_transports(transports: Mapping[str, str]) -> dict[str, str]:
+    """Every camera's transport (raw unless given); ValueError naming one a modality does not have."""
+    unknown = [m for m in transports if m not in TRANSPORTS]
+    if unknown:
+        raise ValueError(f"transport: unknown camera {unknown[0]!r}; valid: {', '.join(TRANSPORTS)}")
+    for modality, transport in transports.items():
+        if transport not in TRANSPORTS[modality]:
+            raise ValueError(
+                f"{modality} has no transport {transport!r}; valid: {', '.join(TRANSPORTS[modality])}"
+            )
+    return {m: transports.get(m, "raw") for m in MODALITIES}
+
+
 def _check(duration_s: float, rate_hz: float, storage: str, workers: int, start_ns: int) -> None:
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
@@ -160,17 +189,20 @@ def make_bag(
     start_ns: int = DEFAULT_START_NS,
     progress: bool = True,
     rig: CameraRig | None = None,
+    transports: Mapping[str, str] | None = None,
 ) -> BagSummary:
     """Write a ``duration_s`` bag of a moving camera at ``rate_hz`` to the new directory ``out``.
 
     ``seed`` defaults to the held-out test seed, so a bag never shows training scenes;
     a new scene (and lighting, cycling through ``conditions``) starts every ``segment_s``.
     ``faults`` (default: none) are applied as described in the module docstring; ``rig``
-    renders offset cameras with their CameraInfo and /tf_static (default: one shared pinhole).
+    renders offset cameras with their CameraInfo and /tf_static (default: one shared pinhole);
+    ``transports``: ``{modality: raw|compressed|compressedDepth}`` (default raw).
     Raises FileExistsError if ``out`` exists, ValueError for bad arguments.
     """
     started = time.perf_counter()
     _check(duration_s, rate_hz, storage, workers, start_ns)
+    cameras = check_transports(transports or {})
     out = Path(out)
     if out.exists() or out.is_symlink():
         raise FileExistsError(f"{out} exists; refusing to overwrite it (choose a new --out)")
@@ -194,12 +226,13 @@ def make_bag(
         "conditions": [list(c) for c in sequence.conditions],
         "start_ns": start_ns,
         **({"rig": rig.to_json()} if rig is not None else {}),
+        **({"transports": cameras} if any(t != "raw" for t in cameras.values()) else {}),
     }
     with _scratch(out) as partial:
         with Writer(partial, version=9, storage_plugin=STORAGES[storage]) as writer:
             writer.set_custom_data("unimrseg.faults", schedule.to_yaml())
             writer.set_custom_data("unimrseg.sequence", json.dumps(meta))
-            bag = _BagMessages(writer, schedule, start_ns, rig=rig is not None)
+            bag = _BagMessages(writer, schedule, start_ns, rig=rig is not None, transports=cameras)
             bag.queue_fault_messages(until_s=(n_frames - 1) / rate_hz)
             frames = sequence.frames(0, n_frames, workers=workers)
             for frame in tqdm(
@@ -239,13 +272,27 @@ def _scratch(out: Path) -> Iterator[Path]:
 class _BagMessages:
     """The bag's connections and a queue that writes messages in record-time order."""
 
-    def __init__(self, writer: Writer, schedule: FaultSchedule, start_ns: int, *, rig: bool = False) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        schedule: FaultSchedule,
+        start_ns: int,
+        *,
+        rig: bool = False,
+        transports: Mapping[str, str] | None = None,
+    ) -> None:
         store = messages.typestore()
         self.writer, self.schedule, self.start_ns = writer, schedule, start_ns
+        self.transports = {m: (transports or {}).get(m, "raw") for m in MODALITIES}
+        self.camera_topics = {m: input_topic(m, t) for m, t in self.transports.items()}
         self.connections = {
             t.topic: writer.add_connection(t.topic, IMAGE_TYPE, typestore=store)
-            for t in (*SENSORS.values(), *GROUND_TRUTH.values())
+            for t in GROUND_TRUTH.values()
         }
+        for modality, topic in self.camera_topics.items():
+            raw = self.transports[modality] == "raw"
+            msgtype = IMAGE_TYPE if raw else COMPRESSED_IMAGE_TYPE
+            self.connections[topic] = writer.add_connection(topic, msgtype, typestore=store)
         for topic in (FAULT_TIMELINE, FAULT_EVENTS):
             self.connections[topic] = writer.add_connection(topic, STRING_TYPE, typestore=store)
         self.rig = rig
@@ -283,13 +330,24 @@ class _BagMessages:
             if delivery is None:
                 continue
             image = self.schedule.apply(delivery.content, delivery.payload, key=stamp_ns)
-            msg = messages.image_msg(SENSORS[modality], image, delivery.stamp_ns, modality=modality)
+            msg = self._camera_msg(modality, image, delivery.stamp_ns)
             record_ns = stamp_ns + round(delivery.delay_s * _NS_PER_S)
             if calibration:  # the driver's CameraInfo, just before its image
                 info = camera_info_msg(calibration[modality].intrinsics, msg.header)
                 self.queue.push(record_ns, CAMERA_INFOS[modality], messages.serialize(info))
-            self.queue.push(record_ns, SENSORS[modality].topic, messages.serialize(msg))
+            self.queue.push(record_ns, self.camera_topics[modality], messages.serialize(msg))
         self.flush(stamp_ns)
+
+    def _camera_msg(self, modality: str, image: np.ndarray, stamp_ns: int) -> Any:
+        """The camera's message by its transport: a raw Image, or the plugin's CompressedImage."""
+        topic = SENSORS[modality]
+        transport = self.transports[modality]
+        if transport == "raw":
+            return messages.image_msg(topic, image, stamp_ns, modality=modality)
+        fmt, data = encode_compressed(image, modality, transport)
+        return messages.typestore().types[COMPRESSED_IMAGE_TYPE](
+            header=messages.header(stamp_ns, topic.frame_id), format=fmt, data=np.frombuffer(data, np.uint8)
+        )
 
     def _push_tf_static(self, calibration: Mapping[str, Any], anchor: str) -> None:
         """Every other camera's pose in the anchor's optical frame, once, at the start."""
