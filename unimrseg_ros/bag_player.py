@@ -3,8 +3,10 @@
 The bytes rosbag2 stored are the CDR that DDS sends, so every message is published as
 it was recorded (``Publisher.publish(bytes)``), never deserialized: any message type
 rclpy can import plays, images cost no conversion, and what a subscriber receives is
-bit for bit what the robot's driver sent. A type this Python environment lacks is an
-error naming it (or skipped with ``skip_unknown``).
+bit for bit what the robot's driver sent. A type this Python environment lacks (a
+robot's ``/tf_static``: no tf2_msgs wheel) is left out with a one-line note naming it when
+the whole bag plays; a topic chosen by name (``--topics``) with such a type is an error
+naming it (or skipped with ``skip_unknown``).
 
 Timing: message ``i`` is due at ``t0 + (record_ns[i] - origin) / rate`` on the
 monotonic clock, ``t0`` taken once, so sleeping late on one message never shifts the
@@ -37,6 +39,7 @@ import numpy as np
 
 from unimrseg_core.bags.raw import RawBag, RawMessage, RawTopic
 from unimrseg_core.bags.read import BagError
+from unimrseg_core.bags.topics import TF_MESSAGE_TYPE
 
 __all__ = ["NODE_NAME", "PlayOptions", "PlayReport", "Track", "plan_tracks", "play_bag"]
 
@@ -62,7 +65,7 @@ class PlayOptions:
     duration_s: float | None = None  # play at most this much bag time
     delay_s: float = 1.0  # after creating publishers, before the first message: discovery time
     reliability: str | None = None  # override every topic's recorded reliability
-    skip_unknown: bool = False  # leave out topics whose type rclpy cannot import
+    skip_unknown: bool = False  # leave out chosen topics whose type rclpy cannot import (unchosen: always)
     segment_mb: float | None = None  # Fast DDS shared-memory segment (None: env or default)
 
     def __post_init__(self) -> None:
@@ -143,8 +146,9 @@ class PlayReport:
 def plan_tracks(bag: RawBag, options: PlayOptions) -> tuple[list[Track], dict[str, str]]:
     """The topics to play and their published names; (tracks, skipped topic -> reason).
 
-    Raises BagError for a ``--topics`` or ``--remap`` name the bag lacks, and
-    MessageTypeError for a type rclpy cannot import (unless ``skip_unknown``).
+    Raises BagError for a ``--topics`` or ``--remap`` name the bag lacks, and MessageTypeError for
+    a topic of ``--topics`` whose type rclpy cannot import (unless ``skip_unknown``); playing the
+    whole bag, such topics are skipped (a robot's /tf_static: tf2_msgs is no wheel here).
     """
     from unimrseg_ros.bag_types import MessageTypeError, message_class
 
@@ -157,9 +161,9 @@ def plan_tracks(bag: RawBag, options: PlayOptions) -> tuple[list[Track], dict[st
         try:
             message_class(topic.msgtype, topic.name)
         except MessageTypeError as exc:
-            if not options.skip_unknown:
+            if options.topics and not options.skip_unknown:
                 raise
-            skipped[topic.name] = str(exc)
+            skipped[topic.name] = _skip_note(topic.msgtype, exc)
             continue
         tracks.append(Track(topic, remap.get(topic.name, topic.name)))
     outs = Counter(t.out for t in tracks)
@@ -169,6 +173,14 @@ def plan_tracks(bag: RawBag, options: PlayOptions) -> tuple[list[Track], dict[st
     if not tracks:
         raise BagError(bag.path, "nothing to play: no topic selected")
     return tracks, skipped
+
+
+def _skip_note(msgtype: str, exc: Exception) -> str:
+    """Why a topic is left out, in one line (the type, and for a TF topic where its facts go)."""
+    reason = f"message type {msgtype!r} cannot be imported by rclpy here"
+    if msgtype == TF_MESSAGE_TYPE:
+        return f"{reason} (the cameras' mounting: give the node <modality>.extrinsic; bag eval --live does)"
+    return f"{reason} ({str(exc).split(': ', 1)[-1].split(' (')[0]})"
 
 
 class _Prefetch(threading.Thread):

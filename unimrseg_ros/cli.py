@@ -72,7 +72,10 @@ def _add_play(bag_cmds: argparse._SubParsersAction) -> None:
         "--reliability", choices=("reliable", "best_effort"), help="override every topic's recorded QoS"
     )
     play.add_argument(
-        "--skip-unknown", action="store_true", help="leave out topics whose type rclpy cannot import"
+        "--skip-unknown",
+        action="store_true",
+        help="leave out --topics whose type rclpy cannot import (playing the whole bag, they are always "
+        "left out with a note, e.g. a robot's /tf_static)",
     )
     play.add_argument(
         "--shm-segment-mb",
@@ -114,6 +117,7 @@ def run_live(args: argparse.Namespace) -> int:
 
     if not require_rclpy("eval --live"):
         return 2
+    from unimrseg_core.bags.calibration import parse_extrinsics
     from unimrseg_core.bags.read import parse_remap, parse_transports
     from unimrseg_core.bags.score import DEFAULT_WINDOW_S
     from unimrseg_core.faults import FaultSchedule
@@ -128,6 +132,8 @@ def run_live(args: argparse.Namespace) -> int:
             window_s=DEFAULT_WINDOW_S if args.window is None else args.window,
             faults=FaultSchedule.load(args.faults) if args.faults else None,
             log_dir=args.logs,
+            extrinsics=parse_extrinsics(args.extrinsic),
+            registration=not args.no_registration,
             progress=not args.quiet,
         )
     except LiveError as exc:

@@ -19,6 +19,7 @@ from unimrseg_core.sync import Frame
 from unimrseg_ros.qos import QosIncident
 
 __all__ = [
+    "NO_FRAME_YET",
     "InferenceReport",
     "SensorReport",
     "frame_status",
@@ -34,6 +35,8 @@ OK, WARN, ERROR, STALE = (
     DiagnosticStatus.ERROR,
     DiagnosticStatus.STALE,
 )
+NO_FRAME_YET = "no frame yet"
+"""A sensor's ``registration`` value before any frame was planned (``bag eval --live`` skips it)."""
 LEVEL_OF_STATE = {HealthState.OK: OK, HealthState.DEGRADED: WARN, HealthState.LOST: ERROR}
 _NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR", STALE: "STALE"}
 

@@ -12,6 +12,11 @@ The live half of ``unimrseg bag eval``. Three processes on one private ROS domai
 A bag whose cameras were recorded as CompressedImage is played as it is, under image_transport's
 names (``rgb/image/compressed``), and the node is started with ``<modality>.transport`` to
 match: the transport of each camera is the one ``BagReader`` reads (``--transport`` chooses).
+The cameras' CameraInfo topics are played too (as ``<modality>/camera_info``), and the
+extrinsics offline ``bag eval`` reads from the bag's ``/tf_static`` (or ``--extrinsic``) go to
+the node as its ``<modality>.extrinsic`` parameters (:mod:`unimrseg_core.bags.calibration`:
+the node cannot subscribe to /tf_static, no tf2_msgs wheel), so the node registers its inputs
+as offline; ``registration`` in the JSON says per camera how the node's /diagnostics reported it.
 
 Then the outputs are matched to the bag's ground truth by header stamp and fed, in time
 order with the bag's camera stamps and ground truth, to the same
@@ -49,13 +54,21 @@ from typing import Any, Final
 import numpy as np
 
 from unimrseg_core.bags import timebase
-from unimrseg_core.bags.evaluate import bag_topics_json, result_document, schedule_json, torch_threads
+from unimrseg_core.bags.calibration import BagCalibration, read_calibration
+from unimrseg_core.bags.evaluate import (
+    bag_topics_json,
+    registration_json,
+    result_document,
+    schedule_json,
+    torch_threads,
+)
 from unimrseg_core.bags.read import BagError, BagReader
 from unimrseg_core.bags.score import DEFAULT_WINDOW_S, Output
 from unimrseg_core.bags.topics import SENSORS
 from unimrseg_core.faults import FaultSchedule
+from unimrseg_core.registration import Transform
 from unimrseg_core.sync import SyncConfig
-from unimrseg_core.topics import input_topic
+from unimrseg_core.topics import CAMERA_INFOS, input_topic
 from unimrseg_ros.live_collect import Collected, Collector
 from unimrseg_ros.live_processes import (
     Children,
@@ -68,7 +81,7 @@ from unimrseg_ros.live_processes import (
     wait_for_node,
     watch_playback,
 )
-from unimrseg_ros.live_score import last_inference, node_outputs, score_live, stats_ms
+from unimrseg_ros.live_score import last_inference, node_outputs, node_registration, score_live, stats_ms
 
 __all__ = ["CONFIG", "SAMPLES", "LiveBag", "LiveError", "evaluate_live", "read_bag", "sample_times"]
 
@@ -97,6 +110,10 @@ class LiveBag:
     t0_ns: int
     scene_s: float | None
     duration_s: float
+    calibration: BagCalibration
+    """The cameras' frame ids, CameraInfo and extrinsics (the node's ``<modality>.extrinsic``)."""
+    node_args: tuple[str, ...] = ()
+    """What the node is told of the bag: each camera's transport and extrinsic."""
 
 
 def evaluate_live(
@@ -111,6 +128,8 @@ def evaluate_live(
     node_args: tuple[str, ...] = (),
     log_dir: Path | None = None,
     ready_timeout_s: float = 90.0,
+    extrinsics: Mapping[str, Transform] | None = None,
+    registration: bool = True,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Play the bag at ``path`` against ``unimrseg_node`` and score its outputs; the offline JSON layout.
@@ -118,11 +137,12 @@ def evaluate_live(
     ``domain_id``: the ROS domain of the run (default ``$ROS_DOMAIN_ID``, else a free one);
     ``config``: the node's params file; ``node_args``: more ``--ros-args`` for it;
     ``log_dir``: where the node's and player's logs go (default a temporary folder).
-    ``remap`` / ``transports``: read the bag's cameras as offline (``BagReader``).
+    ``remap`` / ``transports``: read the bag's cameras as offline (``BagReader``);
+    ``extrinsics`` (before the bag's /tf_static) and ``registration`` as offline.
     Raises :class:`BagError` for an unreadable bag, :class:`LiveError` when the run fails.
     """
     started = time.perf_counter()
-    bag = read_bag(Path(path), remap, transports, faults)
+    bag = read_bag(Path(path), remap, transports, faults, extrinsics=extrinsics, registration=registration)
     logs = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="unimrseg_live_"))
     logs.mkdir(parents=True, exist_ok=True)
     collected, domain = _run(bag, config, node_args, domain_id, logs, ready_timeout_s, progress)
@@ -155,12 +175,17 @@ def evaluate_live(
         config={
             "window_s": window_s,
             "node_params": str(config),
-            "node_args": [*node_args, *_transport_args(bag.transports)],
+            "node_args": [*node_args, *bag.node_args],
         },
         schedule=schedule_json(bag.schedule, bag.source, bag.t0_ns),
         scores=scores,
         started=started,
-        extra={"live": live},
+        extra={
+            "registration": registration_json(
+                bag.calibration, node_registration(collected.diagnostics), enabled=registration
+            ),
+            "live": live,
+        },
     )
 
 
@@ -198,9 +223,12 @@ def read_bag(
     remap: Mapping[str, str] | None,
     transports: Mapping[str, str] | None,
     faults: FaultSchedule | None,
+    *,
+    extrinsics: Mapping[str, Transform] | None = None,
+    registration: bool = True,
 ) -> LiveBag:
-    """The bag's cameras (and how to play them), fault schedule, clocks and summary; :class:`BagError`
-    without cameras."""
+    """The bag's cameras and their CameraInfo (and how to play them), what the node must be told
+    (transports, extrinsics), fault schedule, clocks and summary; :class:`BagError` without cameras."""
     with BagReader(path, remap=remap, transports=transports) as bag:
         present = dict(bag.topics)
         cameras = [m for m, t in SENSORS.items() if t.topic in present]
@@ -215,6 +243,16 @@ def read_bag(
         chosen = {m: bag.transports[m] for m in cameras}
         bag_topic = {m: present[SENSORS[m].topic] for m in cameras}
         max_skew_ns = SyncConfig().max_skew_ns  # the node's default
+        try:  # extrinsics relative to the node's reference camera: its default first anchor
+            calibration = read_calibration(bag, reference=SyncConfig().anchors[0], given=extrinsics)
+        except ValueError as exc:
+            raise BagError(path, str(exc)) from None
+        infos = {m: present[CAMERA_INFOS[m]] for m in cameras if CAMERA_INFOS[m] in present}
+        plays_as = {bag_topic[m]: input_topic(m, t) for m, t in chosen.items()}
+        plays_as |= {infos[m]: CAMERA_INFOS[m] for m in infos}
+        node_args = [*_transport_args(chosen), *calibration.node_args()]
+        if not registration:
+            node_args += ["-p", "registration.enabled:=false"]
         return LiveBag(
             path=path,
             info={
@@ -225,16 +263,12 @@ def read_bag(
                 "messages": bag.message_count,
                 "topics": bag_topics_json(bag),
                 "remap": dict(bag.remap),
-                "warnings": [*bag.warnings, *time_base.warnings(max_skew_ns)],
+                "warnings": [*bag.warnings, *time_base.warnings(max_skew_ns), *calibration.warnings],
                 "sequence": sequence,
                 "time_base": time_base.as_json(t0_ns, max_skew_ns),
             },
-            play_topics=list(bag_topic.values()),
-            play_remap={
-                bag_topic[m]: input_topic(m, t)
-                for m, t in chosen.items()
-                if bag_topic[m].lstrip("/") != input_topic(m, t)
-            },
+            play_topics=list(plays_as),
+            play_remap={name: to for name, to in plays_as.items() if name.lstrip("/") != to},
             transports=chosen,
             time_base=time_base,
             schedule=schedule,
@@ -242,6 +276,8 @@ def read_bag(
             t0_ns=t0_ns,
             scene_s=float(scene_s) if isinstance(scene_s, (int, float)) and scene_s > 0 else None,
             duration_s=duration_s,
+            calibration=calibration,
+            node_args=tuple(node_args),
         )
 
 
@@ -263,9 +299,7 @@ def _run(
     node_log, play_log = logs / "node.log", logs / "play.log"
     with interrupt_on_signals(), live_domain(domain_id) as domain, Children() as children:
         env = ros_env(domain)
-        node = children.start(
-            node_command(config, (*node_args, *_transport_args(bag.transports))), env, node_log
-        )
+        node = children.start(node_command(config, (*node_args, *bag.node_args)), env, node_log)
         with Collector(domain) as collector:
             _say(progress, f"live: domain {domain}, starting unimrseg_node (log {node_log})")
             wait_for_node(collector.ready, node, node_log, ready_timeout_s)

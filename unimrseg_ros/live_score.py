@@ -36,9 +36,18 @@ from unimrseg_core.faults import FaultSchedule
 from unimrseg_core.health import HealthState, Transition
 from unimrseg_core.image_msg import MAX_PIXELS
 from unimrseg_core.modalities import MODALITIES
+from unimrseg_ros.diagnostics import NO_FRAME_YET
 from unimrseg_ros.live_collect import Collected, DiagnosticsLog, StatusLog
 
-__all__ = ["last_inference", "node_outputs", "node_rejections", "node_transitions", "score_live", "stats_ms"]
+__all__ = [
+    "last_inference",
+    "node_outputs",
+    "node_registration",
+    "node_rejections",
+    "node_transitions",
+    "score_live",
+    "stats_ms",
+]
 
 _MODALITY_OF: Final = {t.topic: m for m, t in SENSORS.items()}
 _TRUTH_OF: Final = {t.topic: k for k, t in GROUND_TRUTH.items()}
@@ -104,6 +113,22 @@ def node_rejections(diagnostics: DiagnosticsLog) -> dict[str, dict[str, int]]:
                 if key.startswith("rejected.") and value.isdigit():
                     counts[key.split(".", 1)[1]] = int(value)
             out[modality] = counts
+    return out
+
+
+def node_registration(diagnostics: DiagnosticsLog) -> dict[str, dict[str, int]]:
+    """Per sensor, how the node said it reached the anchor camera (its ``registration`` value) ->
+    the /diagnostics reports that said so (before the first frame the node says ``no frame yet``,
+    which is left out)."""
+    out: dict[str, dict[str, int]] = {}
+    for _, rows in diagnostics:
+        for name, _, values in rows:
+            modality = name.rsplit(": ", 1)[-1]
+            text = values.get("registration")
+            if modality not in MODALITIES or not text or text == NO_FRAME_YET:
+                continue
+            counts = out.setdefault(modality, {})
+            counts[text] = counts.get(text, 0) + 1
     return out
 
 

@@ -63,6 +63,7 @@ from unimrseg_core.sync import NO_MESSAGE, Frame
 from unimrseg_ros import parameters
 from unimrseg_ros.camera_info import camera_info_message
 from unimrseg_ros.diagnostics import (
+    NO_FRAME_YET,
     InferenceReport,
     SensorReport,
     frame_status,
@@ -512,7 +513,7 @@ class SegmentationNode(ManagedNode):
                 rejected=rejected,
                 rejected_new=new,
                 qos=self._qos.for_topic(topic),
-                registration=registration[modality].text if modality in registration else "no frame yet",
+                registration=registration[modality].text if modality in registration else NO_FRAME_YET,
             )
             statuses.append(sensor_status(self.get_name(), report))
         statuses.append(inference_status(self.get_name(), self._inference_report(frames, idle, anchor)))
