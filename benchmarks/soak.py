@@ -51,8 +51,8 @@ the first and last windows are ``min(60 s, 25 % of the run after warm-up)`` long
 Load: ``--hog-fraction`` (default 0.5) of the run after warm-up has a CPU hog on every core
 (``benchmarks/hog.py``), in on/off blocks (:func:`hog_blocks`); its on/off times, the machine's
 load average and busy share (sampled every second: other jobs share the machine too) are in
-the JSON and the figure. The node polls its health at 4x the camera rate
-(``health_poll_rate_hz``, as its help asks).
+the JSON and the figure. The node polls its health at 2x the camera rate
+(``health_poll_rate_hz``, :func:`poll_rate_hz` says why).
 
     python benchmarks/soak.py --minutes 10                        # benchmarks/results/soak.{json,png}
     python benchmarks/soak.py --minutes 1 --out /tmp/soak/soak    # /tmp/soak/soak.{json,png}
@@ -171,8 +171,9 @@ def soak_cycle(rate_hz: float) -> FaultSchedule:
 
 
 def cycle_s(cycle: FaultSchedule) -> float:
-    """Length of one cycle: its last fault's end plus a healthy gap."""
-    return cycle.end_s + GAP_S
+    """Length of one cycle: its last fault's end plus a healthy gap, less the first start's offset
+    from ``LEAD_S``, so the cycle is whole seconds (ticks) and every cycle keeps that offset."""
+    return round(cycle.end_s + GAP_S - (cycle.faults[0].start_s - LEAD_S), 6)
 
 
 def repeated(cycle: FaultSchedule, until_s: float) -> FaultSchedule:
@@ -196,9 +197,13 @@ def fault_margins(fault: Fault) -> tuple[float, float]:
 
 
 def poll_rate_hz(rate_hz: float) -> float:
-    """The node's ``health_poll_rate_hz`` for cameras at ``rate_hz``: 4x, as the parameter asks (its
-    50 Hz default polls 30 Hz cameras every 0.6 periods, so a drop can take 3.1 periods to see)."""
-    return 4.0 * rate_hz
+    """The node's ``health_poll_rate_hz`` for cameras at ``rate_hz``: 2x, a poll every half period,
+    which the 3-period detection of a drop rests on (``health/config.py``); the 50 Hz default polls
+    30 Hz cameras every 0.6 periods. Not faster: the monitor counts at most one poll period of
+    silence per gap between its calls (longer is the node's own stall), so at 4x (8 ms) the
+    scheduling delays of a loaded machine hid silence, and a drop took up to 4.9 periods to see
+    (a 10-minute run, load average 5-7 on 2 cores)."""
+    return 2.0 * rate_hz
 
 
 def detection_reference_s(fault: Fault, rate_hz: float) -> float:
@@ -1529,8 +1534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "thread on these 2 cores, more than the 33 ms between frames at 30 Hz; at 128x160 it took "
             "12.6 ms alone (node.inference_ms_after_warmup: what it took in the soak, the machine shared)",
             "node_params": f"{CONFIG.relative_to(REPO)} + input_height, input_width, "
-            f"diagnostics_period_seconds 1.0, health_poll_rate_hz {poll_rate_hz(args.rate):g} (4x the "
-            "camera rate, as the parameter's help asks: silence is seen within a quarter period)",
+            f"diagnostics_period_seconds 1.0, health_poll_rate_hz {poll_rate_hz(args.rate):g} (2x the "
+            "camera rate: a poll every half period, see poll_rate_hz)",
             "pipeline": "unimrseg_ros.sensor_sim x3 -> unimrseg_fault_injector -> unimrseg_node -> soak.py",
             "domain_id": domain_id,
             "logs": str(logs),
