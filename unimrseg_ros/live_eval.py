@@ -182,7 +182,10 @@ def evaluate_live(
         started=started,
         extra={
             "registration": registration_json(
-                bag.calibration, node_registration(collected.diagnostics), enabled=registration
+                bag.calibration,
+                node_registration(collected.diagnostics),
+                enabled=registration,
+                counted="/diagnostics reports",
             ),
             "live": live,
         },

@@ -52,7 +52,8 @@ _FROM_ARGUMENT: Final = "given (--extrinsic)"
 
 def extrinsic_text(pose: Transform) -> str:
     """``"x y z qx qy qz qw"``: the node parameter's and ``--extrinsic``'s text of a pose."""
-    return " ".join(f"{v:.9g}" for v in (*pose.translation, *pose.quaternion()))
+    # rounded at 1e-12 m: a computed pose's -4.7e-19 is a zero, and reads as one
+    return " ".join(f"{round(float(v), 12) + 0.0:.9g}" for v in (*pose.translation, *pose.quaternion()))
 
 
 def parse_extrinsics(items: list[str] | tuple[str, ...]) -> dict[str, Transform]:

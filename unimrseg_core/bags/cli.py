@@ -269,7 +269,9 @@ def _print_registration(registration: dict[str, Any] | None) -> None:
         counts = row["outcomes"]
         total = sum(counts.values())
         how = row["how"] or "no frame"
-        share = f" ({counts[how]} of {total} frames)" if how in counts else ""
+        share = (
+            f" ({counts[how]} of {total} {registration.get('counted', 'frames')})" if how in counts else ""
+        )
         source = row.get("extrinsic_source")
         print(f"  {modality}: {how}{share}" + (f"; extrinsic: {source}" if source else ""))
 

@@ -225,11 +225,15 @@ def evaluate_bag(
 
 
 def registration_json(
-    calibration: BagCalibration, outcomes: Mapping[str, Mapping[str, int]], *, enabled: bool
+    calibration: BagCalibration,
+    outcomes: Mapping[str, Mapping[str, int]],
+    *,
+    enabled: bool,
+    counted: str = "frames",
 ) -> dict[str, Any]:
     """The result's ``registration``: the reference camera, and per modality the bag's calibration
     (frame id, CameraInfo count, extrinsic and its source), each way it reached the anchor with
-    its count (offline: frames; live: /diagnostics reports) and ``how``, the most frequent."""
+    its count (``counted``: offline frames, live /diagnostics reports) and ``how``, the most frequent."""
     modalities = calibration.as_json()
     for modality, counts in outcomes.items():
         row = modalities.setdefault(modality, {})
@@ -238,7 +242,12 @@ def registration_json(
     for row in modalities.values():
         row.setdefault("outcomes", {})
         row.setdefault("how", None)
-    return {"enabled": enabled, "reference": calibration.reference, "modalities": modalities}
+    return {
+        "enabled": enabled,
+        "reference": calibration.reference,
+        "counted": counted,
+        "modalities": modalities,
+    }
 
 
 def result_document(
