@@ -130,7 +130,7 @@ def _add_eval(bag_cmds: argparse._SubParsersAction) -> None:
         default=[],
         metavar="OLD:=NEW",
         help="read bag topic OLD as NEW (rgb/image, depth/image, thermal/image, ground_truth/class_mask, "
-        "ground_truth/saliency, faults/timeline, faults/events)",
+        "ground_truth/saliency, faults/timeline, faults/events, <modality>/camera_info, tf_static)",
     )
     ev.add_argument(
         "--transport",
