@@ -20,8 +20,8 @@ from rosbags.rosbag2 import Reader, Writer
 from unimrseg_core.bags import make_bag
 from unimrseg_core.bags.calibration import extrinsic_text
 from unimrseg_core.bags.evaluate import evaluate_bag
-from unimrseg_core.bags.messages import typestore
-from unimrseg_core.bags.topics import COMPRESSED_IMAGE_TYPE
+from unimrseg_core.bags.messages import header, typestore
+from unimrseg_core.bags.topics import COMPRESSED_IMAGE_TYPE, TF_MESSAGE_TYPE
 from unimrseg_core.cli import main
 from unimrseg_core.data.rig import DEMO_RIG
 from unimrseg_core.registration import Transform
@@ -197,3 +197,37 @@ def test_bag_make_transport_writes_a_robots_bag_in_one_command_that_bag_eval_rea
     # PNG depth and thermal are lossless; the JPEG rgb moves the mIoU a little
     assert result["summary"]["all"]["miou"] == pytest.approx(registered["summary"]["all"]["miou"], abs=0.03)
     assert main(["bag", "make", "--out", str(tmp_path / "bad"), "--transport", "compressedDepth"]) == 2
+
+
+def test_a_tf_static_that_is_no_rotation_is_a_warning_and_its_cameras_are_resized(
+    rig_bag, segmenter, tmp_path
+) -> None:
+    bag = _copy_without(rig_bag, tmp_path / "bad_tf", {TF_STATIC})
+    store = typestore()
+    types = store.types
+    stamped = types["geometry_msgs/msg/TransformStamped"](
+        header=header(0, "rgb_camera_optical_frame"),
+        child_frame_id="depth_camera_optical_frame",
+        transform=types["geometry_msgs/msg/Transform"](
+            translation=types["geometry_msgs/msg/Vector3"](x=-0.05, y=0.0, z=0.0),
+            rotation=types["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=2.0),
+        ),
+    )
+    with Reader(bag) as reader:
+        start_ns = reader.start_time
+    broken = tmp_path / "broken"
+    with Reader(bag) as reader, Writer(broken, version=9) as writer:
+        out = {c.id: writer.add_connection(c.topic, c.msgtype, typestore=store) for c in reader.connections}
+        tf = writer.add_connection(TF_STATIC, TF_MESSAGE_TYPE, typestore=store)
+        msg = types[TF_MESSAGE_TYPE](transforms=[stamped])
+        writer.write(tf, start_ns, bytes(store.serialize_cdr(msg, TF_MESSAGE_TYPE)))
+        for connection, record_ns, data in reader.messages():
+            writer.write(out[connection.id], record_ns, data)
+    result = evaluate_bag(broken, segmenter=segmenter)
+    (warning,) = [w for w in result["bag"]["warnings"] if TF_STATIC in w]
+    assert "'rgb_camera_optical_frame' -> 'depth_camera_optical_frame'" in warning
+    assert "not unit length" in warning
+    rows = result["registration"]["modalities"]
+    assert rows["depth"]["how"] == "resized: no extrinsic for depth relative to rgb"
+    assert "'depth_camera_optical_frame' not in it" in rows["depth"]["extrinsic_source"]
+    assert result["summary"]["all"]["outputs"] > 0
