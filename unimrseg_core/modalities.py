@@ -217,8 +217,8 @@ def colorize(label: np.ndarray, colors: np.ndarray = CLASS_COLORS) -> np.ndarray
 
 
 def class_table_json(classes: Sequence[ClassInfo] = CLASSES) -> list[dict[str, object]]:
-    """A class table as the metadata stores it (JSON types)."""
-    return [asdict(c) for c in classes]
+    """A class table as the metadata stores it (JSON types: colours as lists)."""
+    return [{**asdict(c), "color": list(c.color)} for c in classes]
 
 
 def classes_from_json(raw: object, source: str = "metadata") -> tuple[ClassInfo, ...]:

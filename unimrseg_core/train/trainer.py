@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from unimrseg_core.data.readers import load_class_table
-from unimrseg_core.modalities import CLASSES
+from unimrseg_core.modalities import CLASSES, MODALITIES
 from unimrseg_core.model.checkpoint import save_model
 from unimrseg_core.model.network import UniMRSegNet
 from unimrseg_core.train.batches import Batch, batches, ensure_pool, pool_dir
@@ -266,11 +266,25 @@ class Trainer:
                 p.requires_grad_(not frozen)
         for p in self.model.projection.parameters():
             p.requires_grad_(phase == "stage2")
+        unseen = [self.model.net.encoders[m] for m in self.unseen_modalities()]
+        for module in unseen:
+            module.requires_grad_(False)
         self.model.train()
+        for module in unseen:
+            module.eval()
         if frozen:
             for module in self.model.net.encoder_modules():
                 module.eval()
         return [p for p in self.model.parameters() if p.requires_grad]
+
+    def unseen_modalities(self) -> list[str]:
+        """Modalities no source of ``data.sources`` has. Their encoder branches stay as they were
+        (weights and BatchNorm statistics): in train mode BatchNorm would learn the zeros that stand
+        in for them, and a fine-tuned model would then blow up when the sensor is there."""
+        if not self.cfg.data.sources:
+            return []
+        seen = {m for present in self.mixed_pool().presence().values() for m in present}
+        return [m for m in MODALITIES if m not in seen]
 
     def _optimizer(self, name: str, stage: StageConfig, params: list[torch.nn.Parameter]) -> tuple:
         """AdamW for this phase and its first step: restored from ``state.pt`` when resuming it."""
