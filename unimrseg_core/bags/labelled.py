@@ -36,6 +36,8 @@ from unimrseg_core.modalities import MODALITIES
 __all__ = ["bag_samples", "thermal_mapping"]
 
 _UINT16_MAX = 65535
+_Labels = dict[int, dict[str, np.ndarray]]
+"""Ground truth by header stamp: ``{"label": class ids}``, from topics also ``"saliency"``."""
 
 
 def thermal_mapping(units: StoredUnits) -> ThermalMapping:
@@ -52,28 +54,33 @@ def thermal_mapping(units: StoredUnits) -> ThermalMapping:
     )
 
 
-def _label_pngs(folder: Path, classmap: ClassMap) -> dict[int, dict[str, np.ndarray]]:
-    """``<stamp_ns>.png`` label files -> {stamp: {"label": ids}}; other names are an error."""
+def _label_pngs(folder: Path, classmap: ClassMap) -> tuple[_Labels, dict[int, Path]]:
+    """``<stamp_ns>.png`` label files -> ({stamp: {"label": ids}}, {stamp: file}); other names,
+    or two files of one stamp (``017.png``, ``17.png``), are an error."""
     if not folder.is_dir():
         raise DatasetError(folder, "labels folder does not exist")
-    out: dict[int, dict[str, np.ndarray]] = {}
+    out: _Labels = {}
+    where: dict[int, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or not path.is_file():
             continue
         if path.suffix.lower() != ".png" or not path.stem.isdigit():
             raise DatasetError(path, "a label file is named <header stamp in ns>.png")
+        stamp = int(path.stem)
+        if stamp in where:
+            raise DatasetError(path, f"a second label file for stamp {stamp} (the first: {where[stamp]})")
         raw = read_index_image(path)
         if raw.ndim != 2:
             raise DatasetError(path, f"a label PNG has one channel of class values, got shape {raw.shape}")
-        out[int(path.stem)] = {"label": classmap.apply(raw, path)}
+        out[stamp], where[stamp] = {"label": classmap.apply(raw, path)}, path
     if not out:
         raise DatasetError(folder, "no <stamp_ns>.png label files")
-    return out
+    return out, where
 
 
-def _topic_labels(bag: BagReader, classmap: ClassMap) -> dict[int, dict[str, np.ndarray]]:
+def _topic_labels(bag: BagReader, classmap: ClassMap) -> _Labels:
     """The ground-truth topics' masks by header stamp (class ids through ``classmap``)."""
-    out: dict[int, dict[str, np.ndarray]] = {}
+    out: _Labels = {}
     kinds = {t.topic: name for name, t in GROUND_TRUTH.items()}
     for m in bag.messages([t for t in kinds if t in bag.topics]):
         mono8 = truth_mono8(bag.path, m.topic, m.msg, MAX_PIXELS)
@@ -103,6 +110,17 @@ def _nearest_cameras(bag: BagReader, stamps: list[int], max_skew_ns: int) -> dic
     return {s: {k: msg for k, (_, msg) in cams.items()} for s, cams in best.items()}
 
 
+def _size_problem(truth: dict[str, np.ndarray], images: dict[str, np.ndarray]) -> str | None:
+    """A label drawn on one of its cameras has that camera's size; any other would be resized onto
+    the images, misaligned, so it is a problem naming the label's and the cameras' sizes."""
+    sizes = {m: image.shape[:2] for m, image in images.items()}
+    for kind, array in truth.items():
+        if array.shape[:2] not in sizes.values():
+            shown = ", ".join(f"{m} {w}x{h}" for m, (h, w) in sizes.items())
+            return f"{kind} is {array.shape[1]}x{array.shape[0]}, the size of none of its cameras ({shown})"
+    return None
+
+
 def _decode(path: Path, modality: str, msg: Any, units: StoredUnits) -> np.ndarray:
     decoder = decode_compressed if is_compressed(msg) else decode
     try:
@@ -127,21 +145,31 @@ def bag_samples(
     """Every labelled frame of the bag at ``path`` as a Sample at ``size``, in stamp order.
 
     Raises BagError (a bag that cannot be read, no labels, a label with no camera near it) or
-    DatasetError (a label file), each naming the file.
+    DatasetError (a label file; a label the size of none of its cameras), each naming the file.
     """
     path, units = Path(path), units or StoredUnits()
     if units.depth_polarity is not None:
         raise ValueError(f"{path}: depth_polarity is for 8-bit depth images; a bag's depth is metric")
     with BagReader(path, remap=remap) as bag:
-        truth = _label_pngs(Path(labels).expanduser(), classmap) if labels else _topic_labels(bag, classmap)
+        files: dict[int, Path] = {}
+        if labels:
+            truth, files = _label_pngs(Path(labels).expanduser(), classmap)
+        else:
+            truth = _topic_labels(bag, classmap)
         stamps = sorted(truth)
         cameras = _nearest_cameras(bag, stamps, round(max_skew_s * 1e9))
     samples = []
     for stamp in stamps:
         found = cameras.get(stamp, {})
         if not found:
-            raise BagError(path, f"label at {stamp} ns has no camera image within {max_skew_s} s")
+            label = f"label {files[stamp].name}" if stamp in files else f"label at {stamp} ns"
+            raise BagError(path, f"{label} has no camera image within {max_skew_s} s of its stamp")
         images = {m: _decode(path, m, found[m], units) for m in MODALITIES if m in found}
+        problem = _size_problem(truth[stamp], images)
+        if problem and stamp in files:
+            raise DatasetError(files[stamp], problem)
+        if problem:
+            raise BagError(path, f"ground truth at {stamp} ns: {problem}")
         arrays = {m: resize_array(m, image, size) for m, image in images.items()}
         arrays |= {k: resize_array(k, v, size) for k, v in truth[stamp].items()}
         meta = {"name": str(stamp), "bag": str(path), "stamp_ns": stamp}
