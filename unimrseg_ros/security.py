@@ -25,14 +25,17 @@ __all__ = ["ENCLAVE", "PUBLISHES", "REPLIES", "SUBSCRIBES", "policy_xml", "subsc
 ENCLAVE: Final = f"/unimrseg/{topics.NODE_NAME}"
 """The enclave the node runs in: ``--ros-args --enclave /unimrseg/unimrseg_node``."""
 
-SUBSCRIBES: Final = tuple(topics.INPUTS.values())
-"""The inputs with every modality on the raw transport (the defaults and the committed policy)."""
+SUBSCRIBES: Final = (*topics.INPUTS.values(), *topics.CAMERA_INFOS.values())
+"""The inputs with every modality on the raw transport (the defaults and the committed policy),
+and each camera's CameraInfo (registration)."""
 
 
 def subscribes(transports: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The input topics for ``transports`` (modality -> image_transport; raw where not given)."""
+    """The input topics for ``transports`` (modality -> image_transport; raw where not given) and
+    the CameraInfo topics (the same whatever the transport)."""
     given = transports or {}
-    return tuple(topics.input_topic(m, given.get(m, "raw")) for m in topics.INPUTS)
+    images = tuple(topics.input_topic(m, given.get(m, "raw")) for m in topics.INPUTS)
+    return (*images, *topics.CAMERA_INFOS.values())
 
 
 PUBLISHES: Final = (
@@ -41,6 +44,7 @@ PUBLISHES: Final = (
     topics.SALIENCY_MASK,
     topics.SALIENCY_PROBABILITY,
     topics.OVERLAY,
+    topics.MASK_CAMERA_INFO,
     topics.STATUS,
     topics.LABELS,
     topics.DIAGNOSTICS,
