@@ -643,7 +643,7 @@ def messages(draw: st.DrawFn) -> tuple[str, SimpleNamespace, int]:
     )
     height, width = often(draw, *dim), often(draw, *dim)
     row = width * bpp
-    step = often(draw, st.integers(row, row + 5), st.integers(0, row + 5), st.integers(-1, 2**32))
+    step = often(draw, st.integers(row, row + 5), st.integers(0, max(row + 5, 0)), st.integers(-1, 2**32))
     is_bigendian = often(draw, st.sampled_from([0, 1]), st.sampled_from([2, 255, 256, -1]))
     exact = step * height
     length = often(

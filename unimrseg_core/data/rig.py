@@ -184,11 +184,11 @@ def render_rig(
     for camera in dict.fromkeys(cameras.values()):
         ideals[camera] = render(scene if camera is scene.camera else replace(scene, camera=camera))
     seen = {m: (replace(scene, camera=cameras[m]), ideals[cameras[m]]) for m in MODALITIES}
-    images = {
-        "rgb": rgb_camera(*seen["rgb"], rng),
-        "depth": depth_sensor(*seen["depth"], rng, max_range_m=depth_range_m),
-        "thermal": thermal_camera(*seen["thermal"], rng, column_offsets_k=column_offsets_k),
-    }
+    images = dict(  # noqa: C408 (keywords: a literal of the three names restates modalities.MODALITIES)
+        rgb=rgb_camera(*seen["rgb"], rng),
+        depth=depth_sensor(*seen["depth"], rng, max_range_m=depth_range_m),
+        thermal=thermal_camera(*seen["thermal"], rng, column_offsets_k=column_offsets_k),
+    )
     anchor_ideal = ideals[scene.camera]
     return RigSample(
         images=images,

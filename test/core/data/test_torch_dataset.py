@@ -15,7 +15,7 @@ from unimrseg_core.data.torch_dataset import ProceduralDataset
 from unimrseg_core.modalities import IGNORE_INDEX, NUM_CLASSES, normalize
 
 SIZE = (32, 48)
-KEYS = {"rgb", "depth", "thermal", "modality_mask", "label", "saliency", "has_saliency"}
+KEYS = {"rgb", "depth", "thermal", "modality_mask", "label", "saliency", "has_label", "has_saliency"}
 
 
 @pytest.fixture(scope="module")
