@@ -619,6 +619,30 @@ def _seconds_ns(values: Mapping[str, Any], name: str) -> int:
     return round(float(values[name]) * 1e9)
 
 
+def _backend_options(values: Mapping[str, Any]) -> BackendOptions:
+    """The backend's options from the checked parameter values (model files, engines, input size)."""
+    height, width = int(values["input_height"]), int(values["input_width"])
+    if (height == 0) != (width == 0):
+        raise ParameterError(
+            "input_height", f"set both input_height and input_width or neither ({height}x{width})"
+        )
+    return BackendOptions(
+        checkpoint=model_file("checkpoint", values["checkpoint"], values["model_dir"]),
+        onnx=model_file("onnx", values["onnx"], values["model_dir"]),
+        cache_dir=Path(values["engine_cache_dir"]).expanduser()
+        if values["engine_cache_dir"]
+        else default_cache_dir(),
+        device=values["device"] or None,
+        precision="fp16" if values["fp16"] else "fp32",
+        cuda_graphs=bool(values["cuda_graphs"]),
+        force_engine_update=bool(values["force_engine_update"]),
+        engine_build_timeout_s=float(values["engine_build_timeout_seconds"]),
+        engine_check_timeout_s=float(values["engine_check_timeout_seconds"]),
+        threads=int(values["threads"]) or None,
+        input_size=(height, width) if height else None,
+    )
+
+
 def node_config(values: Mapping[str, Any]) -> NodeConfig:
     """Map parameter values (name -> value, every name of :data:`PARAMS`) onto the configs.
 
@@ -659,27 +683,7 @@ def node_config(values: Mapping[str, Any]) -> NodeConfig:
         raise ParameterError("sync.anchor_priority", str(exc)) from None
 
     registration = _registration(values, reference=sync.anchors[0])
-
-    height, width = int(values["input_height"]), int(values["input_width"])
-    if (height == 0) != (width == 0):
-        raise ParameterError(
-            "input_height", f"set both input_height and input_width or neither ({height}x{width})"
-        )
-    options = BackendOptions(
-        checkpoint=model_file("checkpoint", values["checkpoint"], values["model_dir"]),
-        onnx=model_file("onnx", values["onnx"], values["model_dir"]),
-        cache_dir=Path(values["engine_cache_dir"]).expanduser()
-        if values["engine_cache_dir"]
-        else default_cache_dir(),
-        device=values["device"] or None,
-        precision="fp16" if values["fp16"] else "fp32",
-        cuda_graphs=bool(values["cuda_graphs"]),
-        force_engine_update=bool(values["force_engine_update"]),
-        engine_build_timeout_s=float(values["engine_build_timeout_seconds"]),
-        engine_check_timeout_s=float(values["engine_check_timeout_seconds"]),
-        threads=int(values["threads"]) or None,
-        input_size=(height, width) if height else None,
-    )
+    options = _backend_options(values)
     return NodeConfig(
         backend=str(values["backend"]),
         backend_options=options,

@@ -40,9 +40,15 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed")
 
 ALL = "+".join(MODALITIES)
-RAW_ENCODINGS = {"rgb": "rgb8", "depth": "16UC1", "thermal": "mono16"}  # the simulator's raw transport
 MIN_CLASS_AGREEMENT = 0.97
 MAX_SALIENCY_MAE = 0.01
+
+
+def sim_encodings() -> dict[str, str]:
+    """The simulator's raw transport encodings (imported late: the module needs rclpy)."""
+    from unimrseg_ros.sensor_sim import ENCODING
+
+    return dict(ENCODING)
 
 
 @pytest.fixture
@@ -104,7 +110,7 @@ def test_compressed_inputs_give_the_raw_masks_within_jpeg_loss(
         assert scene < SIM_SCENES
         sample = generator.sample(scene, ["day"])
         raw, compressed = {}, {}
-        for m, encoding in RAW_ENCODINGS.items():
+        for m, encoding in sim_encodings().items():
             raw[m] = decode(Image(**encode(getattr(sample, m), encoding, modality=m)), m)
             fmt, data = encode_compressed(getattr(sample, m), m, "compressed")
             compressed[m] = decode_compressed(SimpleNamespace(format=fmt, data=data), m)

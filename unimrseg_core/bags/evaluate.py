@@ -164,13 +164,11 @@ def evaluate_bag(
     /tf_static; ``registration`` False: every image only resized (the node's
     ``registration.enabled``).
 
-    Returns a JSON-ready dict (finite numbers or None): ``format``, ``version``,
-    ``mode`` (``offline``), ``bag``, ``backend``, ``versions``, ``config``,
-    ``schedule`` and the :meth:`Scoreboard.result` keys (``summary``, ``targets``,
-    ``faults``, ``phases``, ``windows``, ``health``, ``inputs``, ``latency``),
-    ``registration`` (:func:`registration_json`) and ``seconds``. Raises :class:`BagError` for a
-    bag that cannot be read (or a bad given extrinsic), ValueError for bad settings,
-    BackendError when no backend opens.
+    Returns a JSON-ready dict (finite numbers or None): ``format``, ``version``, ``mode``
+    (``offline``), ``bag``, ``backend``, ``versions``, ``config``, ``schedule``, the
+    :meth:`Scoreboard.result` keys, ``registration`` (:func:`registration_json`) and ``seconds``.
+    Raises :class:`BagError` for a bag that cannot be read (or a bad given extrinsic),
+    ValueError for bad settings, BackendError when no backend opens.
     """
     started = time.perf_counter()
     for name, value in (("poll_rate_hz", poll_rate_hz), ("window_s", window_s)):
@@ -185,10 +183,7 @@ def evaluate_bag(
         sequence = bag.sequence()
         time_base = timebase.measure(bag)
         t0_ns = time_base.schedule_zero_ns(bag.start_ns, sequence)
-        try:
-            calibration = read_calibration(bag, reference=sync.anchors[0], given=extrinsics)
-        except ValueError as exc:
-            raise BagError(path, str(exc)) from None
+        calibration = _calibration(bag, path, sync, extrinsics)
         segmenter, notes = _open(segmenter, backend, options)
         board = _scoreboard(bag, schedule, t0_ns, sync, window_s, sequence, time_base)
         pipeline: FramePipeline[None] = FramePipeline(
@@ -205,23 +200,39 @@ def evaluate_bag(
         scores, bag_info = board.result(), _bag_info(bag, path, sequence)
     bag_info["time_base"] = time_base.as_json(t0_ns, sync.max_skew_ns)
     bag_info["warnings"] += calibration.warnings
-    config = {
+    return result_document(
+        "offline",
+        bag=bag_info,
+        backend=_backend_json(segmenter, notes),
+        config=_config_json(window_s, poll_rate_hz, health, sync, thermal),
+        schedule=schedule_json(schedule, source, t0_ns),
+        scores=scores,
+        started=started,
+        extra={"registration": registration_json(calibration, replay.registration, enabled=registration)},
+    )
+
+
+def _config_json(
+    window_s: float, poll_rate_hz: float, health: HealthConfig, sync: SyncConfig, thermal: ThermalMapping
+) -> dict[str, Any]:
+    """The settings a replay ran with, as the result's ``config``."""
+    return {
         "window_s": window_s,
         "poll_rate_hz": poll_rate_hz,
         "health": asdict(health),
         "sync": _sync_json(sync),
         "thermal": asdict(thermal),
     }
-    return result_document(
-        "offline",
-        bag=bag_info,
-        backend=_backend_json(segmenter, notes),
-        config=config,
-        schedule=schedule_json(schedule, source, t0_ns),
-        scores=scores,
-        started=started,
-        extra={"registration": registration_json(calibration, replay.registration, enabled=registration)},
-    )
+
+
+def _calibration(
+    bag: BagReader, path: Path, sync: SyncConfig, given: Mapping[str, Transform] | None
+) -> BagCalibration:
+    """The bag's calibration relative to the first anchor; a bad given extrinsic is a BagError."""
+    try:
+        return read_calibration(bag, reference=sync.anchors[0], given=given)
+    except ValueError as exc:
+        raise BagError(path, str(exc)) from None
 
 
 def registration_json(

@@ -7,6 +7,7 @@ sample is the same whichever process, worker or order produces it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -71,15 +72,7 @@ class SceneGenerator:
             thermal=thermal_camera(scene, ideal, rng),
             label=label,
             saliency=saliency_mask(ideal.gbuf.inst, scene.instance_class, _THINGS),
-            meta={
-                "name": f"{index:06d}",
-                "seed": self.seed,
-                "index": int(index),
-                "conditions": list(scene.conditions),
-                "layout": scene.layout,
-                "camera": scene.camera.intrinsics(),
-                "ambient_k": round(scene.ambient_k, 3),
-            },
+            meta=self._meta(index, scene),
         )
 
     def sample_rig(self, index: int, rig: CameraRig, conditions: Sequence[str] | None = None) -> RigSample:
@@ -89,7 +82,11 @@ class SceneGenerator:
         """
         rng = self.rng(index)
         scene = self.scene(index, conditions, rng)
-        meta = {
+        return render_rig(scene, rig, rng, meta=self._meta(index, scene))
+
+    def _meta(self, index: int, scene: Scene) -> dict[str, Any]:
+        """What a sample records of where it came from (the same for :meth:`sample` and a rig's)."""
+        return {
             "name": f"{index:06d}",
             "seed": self.seed,
             "index": int(index),
@@ -98,4 +95,3 @@ class SceneGenerator:
             "camera": scene.camera.intrinsics(),
             "ambient_k": round(scene.ambient_k, 3),
         }
-        return render_rig(scene, rig, rng, meta=meta)
