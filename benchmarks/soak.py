@@ -199,10 +199,9 @@ def fault_margins(fault: Fault) -> tuple[float, float]:
 def poll_rate_hz(rate_hz: float) -> float:
     """The node's ``health_poll_rate_hz`` for cameras at ``rate_hz``: 2x, a poll every half period,
     which the 3-period detection of a drop rests on (``health/config.py``); the 50 Hz default polls
-    30 Hz cameras every 0.6 periods. Not faster: the monitor counts at most one poll period of
-    silence per gap between its calls (longer is the node's own stall), so at 4x (8 ms) the
-    scheduling delays of a loaded machine hid silence, and a drop took up to 4.9 periods to see
-    (a 10-minute run, load average 5-7 on 2 cores)."""
+    30 Hz cameras every 0.6 periods. A poll that comes late on a loaded machine still counts its
+    gap in full up to one camera period (``health/monitor.py``), so scheduling delays do not hide
+    silence; the poll runs in the node's input group, so faster would only take CPU from it."""
     return 2.0 * rate_hz
 
 

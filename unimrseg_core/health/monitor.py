@@ -22,11 +22,12 @@ Rules (thresholds in :class:`HealthConfig`):
   prove themselves.
 - Silence is what the observer saw, not the clock: a modality's silence grows by the
   time between consecutive calls of the monitor (any ``observe`` or ``poll``), and when
-  the monitor is told its observer's poll period, by at most one poll period per gap.
-  A longer gap between calls is the observer's own stall (the process starved of CPU,
-  stopped, in a long GC): the cameras' messages queued meanwhile, and they are taken
+  the monitor is told its observer's poll period, by at most the longer of one poll period
+  and one camera period per gap (a late poll on a loaded machine counts in full, so a drop
+  is seen on time). A longer gap between calls is the observer's own stall (the process
+  starved of CPU, stopped, in a long GC): the cameras' messages queued meanwhile, and they are taken
   after it, so the stall is no evidence of silence. An observer that calls on time
-  (every gap at most one poll period) sees exactly the wall-clock silence, so a silent
+  (every gap at most one camera period) sees exactly the wall-clock silence, so a silent
   camera is LOST after ``silence_periods`` as before; after a stall it needs that much
   silence seen by a running observer, and every call counts, so nothing stays hidden.
   A frame that arrives after such a silence is judged by its own stamp: one taken
@@ -102,7 +103,7 @@ class HealthMonitor:
         self._transitions: deque[Transition] = deque(maxlen=self.config.max_transitions)
         self._last_call_ns: int | None = None
         self.stalled_ns = 0
-        """The observer's own stalls so far: the time between calls beyond one poll period."""
+        """The observer's own stalls so far: the time between calls no camera's silence counted."""
 
     def observe(
         self,
@@ -199,17 +200,28 @@ class HealthMonitor:
         return 1e9 / self.config.default_rate_hz, "default"
 
     def _advance(self, now_ns: int) -> None:
-        """The time since the previous call is silence of every modality seen so far, up to one
-        poll period: beyond it the observer itself was stalled, and saw nothing."""
+        """The time since the previous call is silence of every modality seen so far, up to that
+        modality's cap (:meth:`_stall_cap`): beyond it the observer itself was stalled, and saw nothing."""
         if self._last_call_ns is not None and now_ns > self._last_call_ns:
             gap = now_ns - self._last_call_ns
-            seen = gap if self.poll_period_ns is None else min(gap, self.poll_period_ns)
-            self.stalled_ns += gap - seen
+            stalled = 0
             for track in self._tracks.values():
                 if track.last_receive_ns is not None:
+                    seen = min(gap, self._stall_cap(track))
                     track.silent_ns += seen
+                    stalled = max(stalled, gap - seen)
+            self.stalled_ns += stalled
         if self._last_call_ns is None or now_ns > self._last_call_ns:
             self._last_call_ns = now_ns
+
+    def _stall_cap(self, track: _Track) -> float:
+        """The most silence one gap between calls can show: unbounded without a poll period, else
+        the longer of the poll period and the camera's expected period. A late poll (a loaded
+        machine) still counts in full, so a drop is seen on time; a gap longer than both is the
+        observer's stall, and the frames the camera sent meanwhile are still queued for it."""
+        if self.poll_period_ns is None:
+            return float("inf")
+        return max(float(self.poll_period_ns), self._expected_period(track)[0])
 
     def _check_silence(self, track: _Track, now_ns: int, *, stamp_ns: int | None = None) -> None:
         """LOST when the observer saw no message for longer than the limit; for ``observe``, only
