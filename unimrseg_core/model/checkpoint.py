@@ -113,7 +113,7 @@ def load_model(path: str | Path = SHIPPED, *, device: str | torch.device = "cpu"
     if differs:
         raise CheckpointError(f"{path}: its {differs} differ from this code's; retrain or use matching code")
     try:
-        cfg = ModelConfig.from_dict(meta["model"])
+        cfg = ModelConfig.from_dict({"encoder": "separate", **meta["model"]})  # written before "encoder"
         if len(model_classes(meta)) != cfg.num_classes:
             raise ValueError(f"its classes name {len(model_classes(meta))} of {cfg.num_classes} outputs")
         state = torch.load(path, map_location="cpu", weights_only=True)

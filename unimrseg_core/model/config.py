@@ -11,8 +11,15 @@ from unimrseg_core.modalities import NUM_CLASSES
 STRIDE = 16
 
 
+ENCODERS = ("grouped", "separate")
+"""``grouped``: every modality's branch in one grouped convolution per layer (modalities stacked on
+channels); ``separate``: one chain of convolutions per modality (models before the grouped encoder;
+checkpoints without an ``encoder`` entry are read as this). Same computation, equal branches."""
+
+
 @dataclass(frozen=True)
 class ModelConfig:
+    encoder: str = "grouped"  # ENCODERS
     widths: tuple[int, int, int, int] = (16, 32, 48, 64)  # per stage, identical for every modality
     depths: tuple[int, int, int, int] = (1, 1, 2, 2)  # residual blocks per stage
     attention_dim: int = 16  # query/key width of the cross-modal attention
@@ -30,6 +37,8 @@ class ModelConfig:
             or self.num_classes < 1
         ):
             raise ValueError(f"invalid model sizes: {self}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> ModelConfig:

@@ -4,7 +4,8 @@
 negative logit before every softmax (not by zeros pretending to be data), and their
 features are zeroed, so an absent input cannot change the output. Softmaxes
 are over the M modalities of one pixel, which is cheap (M = 3) and exports to
-plain elementwise ONNX ops.
+plain elementwise ONNX ops. Features come stacked, ``[B, M, C, H, W]``; the 1x1
+convolutions are shared by the modalities and run once on them folded into the batch.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def _expand(mask: torch.Tensor, ndim: int, dim: int) -> torch.Tensor:
     return mask.reshape(shape)
 
 
+def _shared(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``conv`` (weights shared by every modality) on ``[B, M, C, H, W]``: the modalities folded
+    into the batch, so one operator serves them all."""
+    return conv(x.flatten(0, 1)).unflatten(0, (x.shape[0], x.shape[1]))
+
+
 class CrossModalAttention(nn.Module):
     """Per pixel, each modality queries every present modality and adds what it learns.
 
@@ -44,18 +51,13 @@ class CrossModalAttention(nn.Module):
         self.out = nn.Conv2d(channels, channels, 1)
         self.scale = 1.0 / math.sqrt(dim)
 
-    def forward(self, feats: list[torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
-        q = torch.stack([self.q(f) for f in feats], 1)  # B, M, D, H, W
-        k = torch.stack([self.k(f) for f in feats], 1)
-        v = torch.stack([self.v(f) for f in feats], 1)  # B, M, C, H, W
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``feats`` ``[B, M, C, H, W]`` -> the same shape."""
+        q, k, v = _shared(self.q, feats), _shared(self.k, feats), _shared(self.v, feats)
         logits = (q.unsqueeze(2) * k.unsqueeze(1)).sum(3) * self.scale  # B, Mq, Mk, H, W
         attn = torch.softmax(masked_logits(logits, _expand(mask, 5, 2), 2), dim=2)
         mixed = (attn.unsqueeze(3) * v.unsqueeze(1)).sum(2)  # B, Mq, C, H, W
-        present = _expand(mask, 5, 1)
-        out = []
-        for i, f in enumerate(feats):
-            out.append((f + self.out(mixed[:, i])) * present[:, i])
-        return out
+        return (feats + _shared(self.out, mixed)) * _expand(mask, 5, 1)
 
 
 class SelfGuidedWeighting(nn.Module):
@@ -71,18 +73,15 @@ class SelfGuidedWeighting(nn.Module):
         self.score = nn.Conv2d(2 * channels, 1, 1)
         self.gate = nn.Conv2d(2 * channels, channels, 1)
 
-    def forward(self, feats: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-        stacked = torch.stack(feats, 1)  # B, M, C, H, W (absent ones are zero)
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``feats`` ``[B, M, C, H, W]`` (absent ones zero) -> the fused ``[B, C, H, W]``."""
         present = _expand(mask, 5, 1)
-        context = stacked.sum(1) / present.sum(1).clamp(min=1.0)
-        scores, gated = [], []
-        for f in feats:
-            both = torch.cat([f, context], 1)
-            scores.append(self.score(both))
-            gated.append(f * torch.sigmoid(self.gate(both)))
-        logits = torch.stack(scores, 1)  # B, M, 1, H, W
+        context = feats.sum(1, keepdim=True) / present.sum(1, keepdim=True).clamp(min=1.0)
+        both = torch.cat([feats, context.expand_as(feats)], 2)
+        logits = _shared(self.score, both)  # B, M, 1, H, W
+        gated = feats * torch.sigmoid(_shared(self.gate, both))
         weights = torch.softmax(masked_logits(logits, present, 1), dim=1)
-        return (weights * torch.stack(gated, 1)).sum(1)
+        return (weights * gated).sum(1)
 
 
 class StageFusion(nn.Module):
@@ -93,8 +92,7 @@ class StageFusion(nn.Module):
         self.attention = CrossModalAttention(channels, dim)
         self.weighting = SelfGuidedWeighting(channels)
 
-    def forward(
-        self, feats: list[torch.Tensor], mask: torch.Tensor
-    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``feats`` ``[B, M, C, H, W]`` -> (the exchanged features, same shape; the fused map)."""
         feats = self.attention(feats, mask)
         return feats, self.weighting(feats, mask)

@@ -20,13 +20,14 @@ class ConvBNAct(nn.Sequential):
 
 
 class SeparableBlock(nn.Module):
-    """Residual depthwise-separable block: cheap spatial mixing, then channel mixing."""
+    """Residual depthwise-separable block: cheap spatial mixing, then channel mixing (within each of
+    ``groups`` channel groups: the grouped encoder's modalities never mix here)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, groups: int = 1) -> None:
         super().__init__()
         self.body = nn.Sequential(
             ConvBNAct(channels, channels, 3, groups=channels),
-            ConvBNAct(channels, channels, 1, act=False),
+            ConvBNAct(channels, channels, 1, groups=groups, act=False),
         )
         self.act = nn.ReLU(inplace=True)
 

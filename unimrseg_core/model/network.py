@@ -17,7 +17,7 @@ from unimrseg_core.modalities import INPUT_NAMES, MODALITIES, MODALITY_CHANNELS,
 from unimrseg_core.model.adapter import ReverseAttentionAdapter
 from unimrseg_core.model.config import STRIDE, ModelConfig
 from unimrseg_core.model.decoder import Decoder
-from unimrseg_core.model.encoder import ModalityEncoder
+from unimrseg_core.model.encoder import GroupedEncoder, ModalityEncoder
 from unimrseg_core.model.fusion import StageFusion
 
 __all__ = ["CLASS_HEAD", "INPUT_NAMES", "OUTPUT_NAMES", "UniMRSegNet", "check_input_size"]
@@ -31,16 +31,30 @@ class UniMRSegNet(nn.Module):
     def __init__(self, cfg: ModelConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or ModelConfig()
-        self.encoders = nn.ModuleDict(
-            {m: ModalityEncoder(MODALITY_CHANNELS[m], self.cfg) for m in MODALITIES}
-        )
+        if self.cfg.encoder == "grouped":
+            self.encoder: nn.Module = GroupedEncoder(self.cfg)
+        else:
+            self.encoders = nn.ModuleDict(
+                {m: ModalityEncoder(MODALITY_CHANNELS[m], self.cfg) for m in MODALITIES}
+            )
         self.fusions = nn.ModuleList(StageFusion(w, self.cfg.attention_dim) for w in self.cfg.widths)
         self.adapters = nn.ModuleList(ReverseAttentionAdapter(w) for w in self.cfg.widths)
         self.decoder = Decoder(self.cfg)
 
     def encoder_modules(self) -> list[nn.Module]:
-        """Everything stage 3 freezes: the per-modality encoders and the fusion between them."""
-        return [self.encoders, self.fusions]
+        """Everything stage 3 freezes: the modalities' encoder branches and the fusion between them."""
+        return [self.encoder if self.cfg.encoder == "grouped" else self.encoders, self.fusions]
+
+    def branch_tensors(self, modality: str) -> list[tuple[torch.Tensor, slice]]:
+        """Every parameter and BatchNorm statistic of ``modality``'s encoder branch, as (tensor, the
+        slice of its first dimension that is the branch's): whole tensors of a separate encoder,
+        the modality's block of output channels of a grouped one (its layers are modality-major)."""
+        i, m = MODALITIES.index(modality), len(MODALITIES)
+        if self.cfg.encoder == "separate":
+            module = self.encoders[modality]
+            return [(t, slice(None)) for t in (*module.parameters(), *module.buffers()) if t.ndim]
+        tensors = (*self.encoder.parameters(), *self.encoder.buffers())
+        return [(t, slice(i * (n := t.shape[0] // m), (i + 1) * n)) for t in tensors if t.ndim]
 
     def run(
         self,
@@ -53,16 +67,25 @@ class UniMRSegNet(nn.Module):
         """All intermediate results training needs: ``fused`` (per stage, before the adapter),
         ``adapted`` (after it), head logits, and ``recon`` when asked."""
         mask = modality_mask.to(rgb.dtype)
-        feats = []
+        images = []
         for i, x in enumerate((rgb, depth, thermal)):
             present = mask[:, i].reshape(-1, 1, 1, 1) > 0.5
-            feats.append(torch.where(present, x, torch.zeros_like(x)))
-        fused, adapted = [], []
-        for s, fusion in enumerate(self.fusions):
-            feats = [self.encoders[m].stages[s](f) for m, f in zip(MODALITIES, feats, strict=True)]
-            feats, f = fusion(feats, mask)
-            fused.append(f)
-            adapted.append(self.adapters[s](f))
+            images.append(torch.where(present, x, torch.zeros_like(x)))
+        fused: list[torch.Tensor] = []
+        if self.cfg.encoder == "grouped":
+            x = GroupedEncoder.stack_inputs(images)
+            for s, fusion in enumerate(self.fusions):
+                feats, f = fusion(GroupedEncoder.split(self.encoder.stages[s](x)), mask)
+                x = feats.flatten(1, 2)
+                fused.append(f)
+        else:
+            branches = images
+            for s, fusion in enumerate(self.fusions):
+                stage = [self.encoders[m].stages[s](b) for m, b in zip(MODALITIES, branches, strict=True)]
+                feats, f = fusion(torch.stack(stage, 1), mask)
+                branches = list(feats.unbind(1))
+                fused.append(f)
+        adapted = [adapter(f) for adapter, f in zip(self.adapters, fused, strict=True)]
         out: dict[str, torch.Tensor | list[torch.Tensor]] = dict(self.decoder(adapted, with_recon))
         out["fused"], out["adapted"] = fused, adapted
         return out

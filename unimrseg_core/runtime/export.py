@@ -23,6 +23,7 @@ import torch
 
 from unimrseg_core.modalities import COMBINATIONS, MODALITIES, MODALITY_CHANNELS, apply_mask
 from unimrseg_core.model.checkpoint import load_model
+from unimrseg_core.model.cost import model_cost
 from unimrseg_core.model.network import INPUT_NAMES, OUTPUT_NAMES, check_input_size
 from unimrseg_core.runtime.contract import METADATA_KEY, validate_onnx
 from unimrseg_core.runtime.examples import CHECK_SEED, example_scenes
@@ -63,6 +64,24 @@ def example_inputs(
     example = tuple(torch.rand(2, MODALITY_CHANNELS[m], h, w, device=device) for m in MODALITIES)
     example += (torch.ones(2, len(MODALITIES), device=device),)
     return example, torch.export.Dim("batch", min=1, max=max(2, max_batch))
+
+
+def export_graph(
+    net: torch.nn.Module, path: Path, size: tuple[int, int], *, max_batch: int, opset: int = MIN_OPSET
+) -> None:
+    """The bare graph of ``net`` (eval mode) at ``size`` with a dynamic batch, saved to ``path``: no
+    metadata and no checks (``export_onnx`` adds them; the architecture sweep needs only this)."""
+    example, batch = example_inputs(size, max_batch)
+    program = torch.onnx.export(
+        net,
+        example,
+        dynamo=True,
+        opset_version=opset,
+        input_names=list(INPUT_NAMES),
+        output_names=list(OUTPUT_NAMES),
+        dynamic_shapes={name: {0: batch} for name in INPUT_NAMES},
+    )
+    program.save(str(path))
 
 
 def report_path(onnx_path: Path) -> Path:
@@ -119,20 +138,10 @@ def export_onnx(
         check_input_size(*input_size)
         meta = {**meta, "input_size": [int(input_size[0]), int(input_size[1])]}
     h, w = (int(v) for v in meta["input_size"])
-    example, batch = example_inputs((h, w), max_batch)
     out.parent.mkdir(parents=True, exist_ok=True)  # the temporary file must be on out's filesystem
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         path = Path(tmp) / out.name
-        program = torch.onnx.export(
-            net,
-            example,
-            dynamo=True,
-            opset_version=opset,
-            input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
-            dynamic_shapes={name: {0: batch} for name in INPUT_NAMES},
-        )
-        program.save(str(path))
+        export_graph(net, path, (h, w), max_batch=max_batch, opset=opset)
         model = onnx.load(str(path))
         entry = model.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, json.dumps(_metadata(meta), sort_keys=True)
@@ -148,6 +157,8 @@ def export_onnx(
             "opset": opset,
             "max_batch": max_batch,
             "input_size": [h, w],
+            "onnx_nodes": len(onnx.load(str(path)).graph.node),
+            **model_cost(net, (h, w)),
         }
         if parity_scenes:
             report["parity"] = check = parity(net, path, (h, w), parity_scenes)

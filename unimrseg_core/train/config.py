@@ -52,6 +52,7 @@ class LossConfig:
     feature_consistency: float = 0.2  # stage 3
     dice: float = 1.0
     saliency: float = 1.0
+    fault_prob: float = 0.0  # chance a training view gets one sensor fault (train/fault_damage.py)
 
 
 @dataclass
@@ -118,6 +119,8 @@ class TrainConfig:
             raise ValueError("data.scenes must be >= 1, data.workers and data.loader_workers >= 0")
         if self.losses.temperature <= 0 or not 0 <= self.losses.patch_ratio < 1:
             raise ValueError("losses.temperature must be > 0 and patch_ratio in [0, 1)")
+        if not 0 <= self.losses.fault_prob <= 1:
+            raise ValueError(f"losses.fault_prob must be in [0, 1], got {self.losses.fault_prob}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,6 +11,9 @@
   incomplete view cycles through all 7 combinations across the batch.
 - ``supervised`` (baselines): supervised losses on complete inputs (``complete-only``)
   or on a random combination per sample (``modality-dropout``).
+
+Every damaged view (stage 1's masked input, the incomplete view, the baselines' input) also
+gets sensor faults with ``losses.fault_prob`` (``fault_damage``), the same for every method.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from unimrseg_core.modalities import MODALITIES
 from unimrseg_core.model.network import UniMRSegNet
 from unimrseg_core.train import losses, masking
 from unimrseg_core.train.config import TrainConfig
+from unimrseg_core.train.fault_damage import fault_damage
 
 Batch = dict[str, torch.Tensor]
 StepFn = Callable[[nn.Module, Batch, TrainConfig, torch.Generator], tuple[torch.Tensor, dict]]
@@ -76,18 +80,20 @@ def stage1(
     complete = _complete(batch)
     lc = cfg.losses
     damaged = masking.hybrid_shuffled_masking(complete, lc.drop_prob, lc.patch_ratio, lc.patch, gen)
+    damaged = fault_damage(damaged, lc.fault_prob, gen)
     out = model(damaged, with_recon=True)
     loss = losses.reconstruction(out["recon"], complete, lc.ssim, complete["modality_mask"])
     return loss, {"recon": loss.detach()}
 
 
-def _two_views(batch: Batch, gen: torch.Generator) -> tuple[Batch, Batch, Batch, int]:
-    """Complete inputs (what each sample has), the same scenes in cycled combinations of those,
-    targets for both, batch size."""
+def _two_views(batch: Batch, cfg: TrainConfig, gen: torch.Generator) -> tuple[Batch, Batch, Batch, int]:
+    """Complete inputs (what each sample has), the same scenes in cycled combinations of those
+    and with sensor faults (``losses.fault_prob``), targets for both, batch size."""
     complete = _complete(batch)
     b = complete["rgb"].shape[0]
     cycled = masking.cycled_combinations(b, gen, complete["rgb"].device)
     incomplete = apply_mask_tensor(complete, masking.within(cycled, complete["modality_mask"]))
+    incomplete = fault_damage(incomplete, cfg.losses.fault_prob, gen)
     both = {k: torch.cat([batch[k], batch[k]]) for k in ("label", "saliency", "has_saliency") if k in batch}
     return complete, incomplete, both, b
 
@@ -95,7 +101,7 @@ def _two_views(batch: Batch, gen: torch.Generator) -> tuple[Batch, Batch, Batch,
 def stage2(
     model: nn.Module, batch: Batch, cfg: TrainConfig, gen: torch.Generator
 ) -> tuple[torch.Tensor, dict]:
-    complete, incomplete, both, b = _two_views(batch, gen)
+    complete, incomplete, both, b = _two_views(batch, cfg, gen)
     out = model(_concat(complete, incomplete), with_projection=True)
     seg, sal = _supervised(out, both, cfg)
     z = out["projection"]
@@ -107,7 +113,7 @@ def stage2(
 def stage3(
     model: nn.Module, batch: Batch, cfg: TrainConfig, gen: torch.Generator
 ) -> tuple[torch.Tensor, dict]:
-    complete, incomplete, both, b = _two_views(batch, gen)
+    complete, incomplete, both, b = _two_views(batch, cfg, gen)
     out = model(_concat(complete, incomplete))
     seg, sal = _supervised(out, both, cfg)
     teacher_seg, student_seg = out["seg_logits"][:b].detach(), out["seg_logits"][b:]
@@ -134,7 +140,7 @@ def supervised(
         b = inputs["rgb"].shape[0]
         drawn = masking.random_combinations(b, gen, inputs["rgb"].device)
         inputs = apply_mask_tensor(inputs, masking.within(drawn, inputs["modality_mask"]))
-    out = model(inputs)
+    out = model(fault_damage(inputs, cfg.losses.fault_prob, gen))
     seg, sal = _supervised(out, batch, cfg)
     return seg + cfg.losses.saliency * sal, {"seg": seg.detach(), "sal": sal.detach()}
 

@@ -200,6 +200,7 @@ class Trainer:
         self.state: dict[str, Any] = {"completed": [], "phase": None, "step": 0}
         self._tensor_pool: TensorPool | None = None
         self._mixed: MixedPool | None = None
+        self._kept: list[tuple[torch.Tensor, slice, torch.Tensor]] = []  # set_phase, restore_unseen
 
     # ------------------------------------------------------------------ checkpoints
     def _state_path(self) -> Path:
@@ -266,21 +267,29 @@ class Trainer:
                 p.requires_grad_(not frozen)
         for p in self.model.projection.parameters():
             p.requires_grad_(phase == "stage2")
-        unseen = [self.model.net.encoders[m] for m in self.unseen_modalities()]
-        for module in unseen:
-            module.requires_grad_(False)
+        self._kept = [
+            (t, part, t[part].detach().clone())
+            for m in self.unseen_modalities()
+            for t, part in self.model.net.branch_tensors(m)
+        ]
         self.model.train()
-        for module in unseen:
-            module.eval()
         if frozen:
             for module in self.model.net.encoder_modules():
                 module.eval()
         return [p for p in self.model.parameters() if p.requires_grad]
 
+    def restore_unseen(self) -> None:
+        """Put the unseen modalities' branches back as they were (after every step): a grouped
+        encoder shares each tensor between modalities, so they cannot simply be frozen."""
+        with torch.no_grad():
+            for tensor, part, value in self._kept:
+                tensor[part] = value
+
     def unseen_modalities(self) -> list[str]:
         """Modalities no source of ``data.sources`` has. Their encoder branches stay as they were
-        (weights and BatchNorm statistics): in train mode BatchNorm would learn the zeros that stand
-        in for them, and a fine-tuned model would then blow up when the sensor is there."""
+        (weights and BatchNorm statistics, restored after every step): in train mode BatchNorm would
+        learn the zeros that stand in for them, and a fine-tuned model would then blow up when the
+        sensor is there."""
         if not self.cfg.data.sources:
             return []
         seen = {m for present in self.mixed_pool().presence().values() for m in present}
@@ -350,6 +359,7 @@ class Trainer:
                 group["lr"] = lr
             gen = _step_generator(cfg, index, step, self.dist.rank)
             loss, parts = train_step(model, step_fn, batch, cfg, gen, optimizer, params)
+            self.restore_unseen()
             finite &= torch.isfinite(loss)  # on the device: read below, where the loss is read anyway
             bar.update()
             done = step + 1

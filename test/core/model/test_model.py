@@ -235,7 +235,7 @@ def test_fusion_never_attends_to_absent_modalities(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(torch, "softmax", spy)
     with torch.no_grad():
-        out_feats, fused = fusion(feats, mask)
+        out_feats, fused = fusion(torch.stack(feats, 1), mask)
     monkeypatch.undo()
     assert len(recorded) == 2  # the attention's and the weighting's
     for weights, dim in recorded:
@@ -247,9 +247,9 @@ def test_fusion_never_attends_to_absent_modalities(monkeypatch: pytest.MonkeyPat
         torch.where((mask[:, i] == 0).reshape(-1, 1, 1, 1), f * 50.0 + 3.0, f) for i, f in enumerate(feats)
     ]
     with torch.no_grad():
-        out_feats2, fused2 = fusion(changed, mask)
+        out_feats2, fused2 = fusion(torch.stack(changed, 1), mask)
     assert torch.equal(fused, fused2)
-    for i, (a, b) in enumerate(zip(out_feats, out_feats2, strict=True)):
+    for i, (a, b) in enumerate(zip(out_feats.unbind(1), out_feats2.unbind(1), strict=True)):
         assert torch.equal(a, b)
         assert (a[mask[:, i] == 0] == 0).all()  # absent branches come out zero
 
@@ -394,3 +394,36 @@ def test_torch_export(net: UniMRSegNet) -> None:
     ref_seg, ref_sal = _run(net, inputs)
     torch.testing.assert_close(seg, ref_seg, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(sal, ref_sal, rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- encoder layouts
+
+
+@pytest.mark.parametrize("encoder", ["grouped", "separate"])
+def test_branch_tensors_are_exactly_one_modalitys_branch(encoder: str) -> None:
+    """Changing every tensor slice ``branch_tensors("depth")`` names changes nothing while depth is
+    absent, and changes the result when it is present: the slices are depth's, and all of it."""
+    torch.manual_seed(0)
+    net = UniMRSegNet(ModelConfig(encoder=encoder)).eval()
+    gen = torch.Generator().manual_seed(1)
+    inputs = [torch.rand(1, c, 64, 64, generator=gen) for c in (3, 1, 1)]
+    without_depth, with_all = torch.tensor([[1.0, 0.0, 1.0]]), torch.ones(1, 3)
+    with torch.no_grad():
+        before = [net(*inputs, mask)[0] for mask in (without_depth, with_all)]
+        for tensor, part in net.branch_tensors("depth"):
+            tensor[part] = tensor[part] * 1.5 + 0.1
+        after = [net(*inputs, mask)[0] for mask in (without_depth, with_all)]
+    assert torch.equal(before[0], after[0])
+    assert not torch.allclose(before[1], after[1])
+
+
+def test_the_grouped_encoder_has_a_third_of_the_layers() -> None:
+    """The same sizes in one grouped operator per layer: about a third of the convolutions."""
+    convs = {
+        e: sum(
+            isinstance(m, torch.nn.Conv2d)
+            for m in UniMRSegNet(ModelConfig(encoder=e)).encoder_modules()[0].modules()
+        )
+        for e in ("grouped", "separate")
+    }
+    assert convs["grouped"] * 3 == convs["separate"]
