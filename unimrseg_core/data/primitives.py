@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Box", "Cone", "Ellipsoid", "Primitive", "ray_box", "ray_cone", "ray_ellipsoid"]
+__all__ = ["FACE_NORMALS", "Box", "Cone", "Ellipsoid", "Primitive", "ray_box", "ray_cone", "ray_ellipsoid"]
 
 _EPS = np.float32(1e-6)
 
 
-_FACE_NORMALS = np.array(
+FACE_NORMALS = np.array(
     [[0, 0, 0], [-1, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [0, 0, 1]], dtype=np.float32
 )
 
@@ -37,7 +37,7 @@ def ray_box(
     lo = np.ascontiguousarray(np.broadcast_to(lo, (n, 3)).T)
     hi = np.ascontiguousarray(np.broadcast_to(hi, (n, 3)).T)
     t = np.full(n, np.inf, dtype=np.float32)
-    face = np.zeros(n, dtype=np.int8)  # index into _FACE_NORMALS
+    face = np.zeros(n, dtype=np.int8)  # index into FACE_NORMALS
     for axis in range(3):
         below = origin[axis] < lo[axis]
         plane = np.where(below, lo[axis], hi[axis])
@@ -50,7 +50,7 @@ def ray_box(
                     ok &= (c >= lo[other]) & (c <= hi[other])
         np.copyto(t, tf, where=ok)
         np.copyto(face, np.where(below, np.int8(2 * axis + 1), np.int8(2 * axis + 2)), where=ok)
-    return t, _FACE_NORMALS[face]
+    return t, FACE_NORMALS[face]
 
 
 def ray_ellipsoid(

@@ -5,17 +5,22 @@ z-test per primitive inside its projected bounding box, nearest primitives first
 so that hidden ones are culled cheaply; shading for each sensor then reads that
 buffer in a few full-frame passes. Decals are painted into a separate albedo
 layer so they change RGB only. Sensor noise and faults come after, in :mod:`.sensors`.
+
+The part pass runs compiled (:mod:`.raster_kernel`, numba) where numba is installed, else in
+numpy (``_parts_numpy``); the two draw the same bits (``test/core/data/test_raster_kernel.py``).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
 
-from unimrseg_core.data.primitives import Cone, Ellipsoid, ray_box, ray_cone, ray_ellipsoid
+from unimrseg_core.data.primitives import FACE_NORMALS, Cone, Ellipsoid, ray_box, ray_cone, ray_ellipsoid
 from unimrseg_core.data.scene import BUILDING, GROUND, SKY, Material, Part, Scene
 from unimrseg_core.data.textures import noise_tiles
 
@@ -234,11 +239,95 @@ def _intersect(
 
 
 def _parts(scene: Scene, g: GBuffer) -> None:
-    """Intersect every candidate ray of every part in one batch per primitive kind, then z-resolve."""
-    cam = scene.camera
+    """Draw every part into ``g``: compiled (:mod:`.raster_kernel`) where numba is installed, else
+    in numpy; both give the same bits."""
     tab = _PartTable.of(scene.parts)
     boxes = _project_parts(scene, scene.parts)
-    part, pix = _candidates(boxes, np.argsort(tab.kind, kind="stable"), cam.width)
+    order = np.argsort(tab.kind, kind="stable")
+    kernel = _compiled_kernel()
+    if kernel is None:
+        _parts_numpy(scene, g, tab, boxes, order)
+    else:
+        _parts_compiled(kernel, scene, g, tab, boxes, order)
+
+
+@cache
+def _compiled_kernel() -> Callable[..., None] | None:
+    """:func:`.raster_kernel.rasterize_parts`, or None where numba is not installed."""
+    try:
+        from unimrseg_core.data.raster_kernel import rasterize_parts
+    except ImportError:
+        return None
+    return rasterize_parts
+
+
+def _parts_compiled(
+    kernel: Callable[..., None],
+    scene: Scene,
+    g: GBuffer,
+    tab: _PartTable,
+    boxes: list[tuple[int, int, int, int] | None],
+    order: np.ndarray,
+) -> None:
+    """The compiled part pass; cones (few pixels) are intersected here, by ``ray_cone`` as in numpy."""
+    cam = scene.camera
+    dirs = cam.dirs.reshape(-1, 3)
+    box_table = np.full((len(boxes), 4), -1, np.int32)
+    cone_start = np.zeros(len(boxes), np.int64)
+    cone_t, cone_normal = [np.empty(0, np.float32)], [np.empty((0, 3), np.float32)]
+    offset = 0
+    for i, box in enumerate(boxes):
+        if box is None:
+            continue
+        box_table[i] = box
+        if tab.kind[i] == 2:
+            v0, v1, u0, u1 = box
+            pix = (np.arange(v0, v1)[:, None] * cam.width + np.arange(u0, u1)).reshape(-1)
+            t, normal = ray_cone(cam.origin, dirs[pix], scene.parts[i].primitive)
+            cone_start[i] = offset
+            offset += pix.size
+            cone_t.append(t)
+            cone_normal.append(normal)
+    kernel(
+        cam.origin,
+        dirs,
+        cam.width,
+        order,
+        box_table,
+        (
+            tab.kind,
+            tab.lo,
+            tab.hi,
+            (tab.lo + tab.hi) / 2,
+            (tab.hi - tab.lo) / 2,
+            tab.ragged,
+            noise_tiles()[1],
+            FACE_NORMALS,
+        ),
+        (tab.decal_on, tab.cls, tab.inst, tab.material),
+        (cone_start, np.concatenate(cone_t), np.concatenate(cone_normal)),
+        (
+            g.t.reshape(-1),
+            g.cls.reshape(-1),
+            g.inst.reshape(-1),
+            g.mat.reshape(-1),
+            g.normal.reshape(-1, 3),
+            g.decal_mat.reshape(-1),
+            g.decal_normal.reshape(-1, 3),
+        ),
+    )
+
+
+def _parts_numpy(
+    scene: Scene,
+    g: GBuffer,
+    tab: _PartTable,
+    boxes: list[tuple[int, int, int, int] | None],
+    order: np.ndarray,
+) -> None:
+    """Intersect every candidate ray of every part in one batch per primitive kind, then z-resolve."""
+    cam = scene.camera
+    part, pix = _candidates(boxes, order, cam.width)
     if part.size == 0:
         return
     t, normal = _intersect(scene, tab, part, cam.dirs.reshape(-1, 3)[pix])
