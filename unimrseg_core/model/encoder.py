@@ -71,11 +71,14 @@ class GroupedEncoder(nn.Module):
         )
 
     @staticmethod
-    def stack_inputs(images: list[torch.Tensor]) -> torch.Tensor:
-        """``[B, M*3, H, W]``: each modality's image brought to 3 channels, in MODALITIES order."""
-        return torch.cat(
-            [x if x.shape[1] == STEM_CHANNELS else x.expand(-1, STEM_CHANNELS, -1, -1) for x in images], 1
+    def stack_inputs(images: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        """``[B, M*3, H, W]``: each modality's image brought to 3 channels, in MODALITIES order, an
+        absent one (``mask [B, M]`` 0) replaced by zeros, whatever it holds (NaN too)."""
+        x = torch.cat(
+            [i if i.shape[1] == STEM_CHANNELS else i.expand(-1, STEM_CHANNELS, -1, -1) for i in images], 1
         )
+        present = mask.repeat_interleave(STEM_CHANNELS, 1)[:, :, None, None] > 0.5
+        return torch.where(present, x, torch.zeros_like(x))
 
     @staticmethod
     def split(x: torch.Tensor) -> torch.Tensor:

@@ -30,10 +30,19 @@ def _expand(mask: torch.Tensor, ndim: int, dim: int) -> torch.Tensor:
     return mask.reshape(shape)
 
 
-def _shared(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``conv`` (weights shared by every modality) on ``[B, M, C, H, W]``: the modalities folded
-    into the batch, so one operator serves them all."""
-    return conv(x.flatten(0, 1)).unflatten(0, (x.shape[0], x.shape[1]))
+def _shared(convs: tuple[nn.Conv2d, ...], x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The 1x1 ``convs`` (weights shared by every modality) on ``[B, M, C, H, W]`` as one operator:
+    the modalities folded into the batch, the convolutions' weights stacked (constants in an
+    exported graph), the result split back, one ``[B, M, C_out, H, W]`` per conv."""
+    weight = torch.cat([c.weight for c in convs])
+    bias = torch.cat([c.bias for c in convs])  # type: ignore[misc]
+    out = nn.functional.conv2d(x.flatten(0, 1), weight, bias).unflatten(0, (x.shape[0], x.shape[1]))
+    return out.split([c.out_channels for c in convs], dim=2) if len(convs) > 1 else (out,)
+
+
+def presence(mask: torch.Tensor) -> torch.Tensor:
+    """``[B, M]`` -> ``[B, M, 1, 1, 1]``, the form every fusion stage uses (made once per forward)."""
+    return mask if mask.ndim == 5 else _expand(mask, 5, 1)
 
 
 class CrossModalAttention(nn.Module):
@@ -52,12 +61,13 @@ class CrossModalAttention(nn.Module):
         self.scale = 1.0 / math.sqrt(dim)
 
     def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``feats`` ``[B, M, C, H, W]`` -> the same shape."""
-        q, k, v = _shared(self.q, feats), _shared(self.k, feats), _shared(self.v, feats)
-        logits = (q.unsqueeze(2) * k.unsqueeze(1)).sum(3) * self.scale  # B, Mq, Mk, H, W
-        attn = torch.softmax(masked_logits(logits, _expand(mask, 5, 2), 2), dim=2)
-        mixed = (attn.unsqueeze(3) * v.unsqueeze(1)).sum(2)  # B, Mq, C, H, W
-        return (feats + _shared(self.out, mixed)) * _expand(mask, 5, 1)
+        """``feats`` ``[B, M, C, H, W]`` -> the same shape; ``mask`` ``[B, M]`` or :func:`presence`'s."""
+        present = presence(mask)
+        q, k, v = _shared((self.q, self.k, self.v), feats)
+        logits = (k.unsqueeze(2) * q.unsqueeze(1)).sum(3) * self.scale  # B, Mk, Mq, H, W
+        attn = torch.softmax(masked_logits(logits, present, 1), dim=1)
+        mixed = (attn.unsqueeze(3) * v.unsqueeze(2)).sum(1)  # B, Mq, C, H, W
+        return (feats + _shared((self.out,), mixed)[0]) * present
 
 
 class SelfGuidedWeighting(nn.Module):
@@ -75,11 +85,11 @@ class SelfGuidedWeighting(nn.Module):
 
     def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``feats`` ``[B, M, C, H, W]`` (absent ones zero) -> the fused ``[B, C, H, W]``."""
-        present = _expand(mask, 5, 1)
+        present = presence(mask)
         context = feats.sum(1, keepdim=True) / present.sum(1, keepdim=True).clamp(min=1.0)
         both = torch.cat([feats, context.expand_as(feats)], 2)
-        logits = _shared(self.score, both)  # B, M, 1, H, W
-        gated = feats * torch.sigmoid(_shared(self.gate, both))
+        logits, gate = _shared((self.score, self.gate), both)  # B, M, 1 | C, H, W
+        gated = feats * torch.sigmoid(gate)
         weights = torch.softmax(masked_logits(logits, present, 1), dim=1)
         return (weights * gated).sum(1)
 
@@ -94,5 +104,6 @@ class StageFusion(nn.Module):
 
     def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``feats`` ``[B, M, C, H, W]`` -> (the exchanged features, same shape; the fused map)."""
+        mask = presence(mask)
         feats = self.attention(feats, mask)
         return feats, self.weighting(feats, mask)

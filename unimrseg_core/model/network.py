@@ -18,7 +18,7 @@ from unimrseg_core.model.adapter import ReverseAttentionAdapter
 from unimrseg_core.model.config import STRIDE, ModelConfig
 from unimrseg_core.model.decoder import Decoder
 from unimrseg_core.model.encoder import GroupedEncoder, ModalityEncoder
-from unimrseg_core.model.fusion import StageFusion
+from unimrseg_core.model.fusion import StageFusion, presence
 
 __all__ = ["CLASS_HEAD", "INPUT_NAMES", "OUTPUT_NAMES", "UniMRSegNet", "check_input_size"]
 
@@ -67,22 +67,21 @@ class UniMRSegNet(nn.Module):
         """All intermediate results training needs: ``fused`` (per stage, before the adapter),
         ``adapted`` (after it), head logits, and ``recon`` when asked."""
         mask = modality_mask.to(rgb.dtype)
-        images = []
-        for i, x in enumerate((rgb, depth, thermal)):
-            present = mask[:, i].reshape(-1, 1, 1, 1) > 0.5
-            images.append(torch.where(present, x, torch.zeros_like(x)))
+        present = presence(mask)
         fused: list[torch.Tensor] = []
         if self.cfg.encoder == "grouped":
-            x = GroupedEncoder.stack_inputs(images)
+            x = GroupedEncoder.stack_inputs([rgb, depth, thermal], mask)
             for s, fusion in enumerate(self.fusions):
-                feats, f = fusion(GroupedEncoder.split(self.encoder.stages[s](x)), mask)
+                feats, f = fusion(GroupedEncoder.split(self.encoder.stages[s](x)), present)
                 x = feats.flatten(1, 2)
                 fused.append(f)
         else:
-            branches = images
+            branches = []
+            for i, x in enumerate((rgb, depth, thermal)):
+                branches.append(torch.where(mask[:, i].reshape(-1, 1, 1, 1) > 0.5, x, torch.zeros_like(x)))
             for s, fusion in enumerate(self.fusions):
                 stage = [self.encoders[m].stages[s](b) for m, b in zip(MODALITIES, branches, strict=True)]
-                feats, f = fusion(torch.stack(stage, 1), mask)
+                feats, f = fusion(torch.stack(stage, 1), present)
                 branches = list(feats.unbind(1))
                 fused.append(f)
         adapted = [adapter(f) for adapter, f in zip(self.adapters, fused, strict=True)]
