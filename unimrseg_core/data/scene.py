@@ -116,11 +116,10 @@ class Ground:
     def material_at(self, x: np.ndarray | float) -> np.ndarray:
         """Material under lateral position(s) x: road, then sidewalk, then verge (markings aside)."""
         off = np.abs(np.asarray(x, dtype=np.float32) - self.road_x)
-        return np.where(
-            off < self.road_half,
-            self.road_mat,
-            np.where(off < self.road_half + self.sidewalk, self.sidewalk_mat, self.verge_mat),
-        ).astype(np.int32)
+        mat = np.full(off.shape, self.verge_mat, np.int32)
+        mat[off < self.road_half + self.sidewalk] = self.sidewalk_mat
+        mat[off < self.road_half] = self.road_mat
+        return mat
 
 
 @dataclass
