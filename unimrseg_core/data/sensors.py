@@ -35,7 +35,7 @@ _LUT = (1.0 - np.exp(-1.6 * np.linspace(0, _LUT_MAX, 4096, dtype=np.float32))) *
 def _tone_curve(x: np.ndarray) -> np.ndarray:
     """Filmic shoulder (highlights saturate gently) then sRGB-like gamma, through a lookup table."""
     idx = (np.clip(x, 0, _LUT_MAX) * (4095 / _LUT_MAX)).astype(np.int32)
-    return _LUT[idx]
+    return np.take(_LUT, idx)
 
 
 def rgb_camera(scene: Scene, ideal: Ideal, rng: np.random.Generator) -> np.ndarray:
