@@ -11,10 +11,11 @@ from unimrseg_core.modalities import NUM_CLASSES
 STRIDE = 16
 
 
-ENCODERS = ("grouped", "separate")
+ENCODERS = ("grouped", "shared", "separate")
 """``grouped``: every modality's branch in one grouped convolution per layer (modalities stacked on
-channels); ``separate``: one chain of convolutions per modality (models before the grouped encoder;
-checkpoints without an ``encoder`` entry are read as this). Same computation, equal branches."""
+channels); ``shared``: one set of weights for all, the modalities folded into the batch, each with
+its own scale and shift per stage; ``separate``: one chain of convolutions per modality (models
+before the grouped encoder; checkpoints without an ``encoder`` entry are read as this)."""
 
 
 @dataclass(frozen=True)

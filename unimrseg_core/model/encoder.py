@@ -1,4 +1,4 @@
-"""Equal encoders for every modality (EQUISeg's equal encoding), in two layouts.
+"""Equal encoders for every modality (EQUISeg's equal encoding), in three layouts.
 
 No branch is wider or deeper than another, so no modality is privileged by capacity;
 the fusion decides, per pixel, how much each one counts.
@@ -9,6 +9,10 @@ the fusion decides, per pixel, how much each one counts.
   larger kernels for the runtime. Each group sees only its own modality's channels, so the
   branches stay separate and equal. Inputs are brought to 3 channels each (depth and
   thermal repeated), the same stem for all.
+- ``SharedEncoder`` (``encoder: shared``): one set of weights for every modality, the
+  modalities folded into the batch (plain and depthwise convolutions, which CPU runtimes run
+  fastest, a third of the nodes), each modality told apart by its own per-channel scale and
+  shift after every stage (:class:`ModalityAffine`). Equal by construction.
 - ``ModalityEncoder`` (``encoder: separate``): one chain of convolutions per modality, the
   layout of the models trained before the grouped encoder.
 
@@ -84,3 +88,34 @@ class GroupedEncoder(nn.Module):
     def split(x: torch.Tensor) -> torch.Tensor:
         """``[B, M*C, H, W]`` -> ``[B, M, C, H, W]`` (no copy)."""
         return x.unflatten(1, (len(MODALITIES), -1))
+
+
+class ModalityAffine(nn.Module):
+    """A per-modality, per-channel scale and shift on ``[B, M, C, H, W]`` (identity at start)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        m = len(MODALITIES)
+        self.scale = nn.Parameter(torch.ones(m, channels, 1, 1))
+        self.shift = nn.Parameter(torch.zeros(m, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
+
+
+class SharedEncoder(nn.Module):
+    """Every modality through the same four stages, folded into the batch: ``[B*M, 3, H, W]`` in,
+    ``[B, M, w, ...]`` per stage out (:meth:`stage`); inputs as :meth:`GroupedEncoder.stack_inputs`."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        chans = (STEM_CHANNELS, *cfg.widths)
+        self.stages = nn.ModuleList(
+            EncoderStage(chans[i], chans[i + 1], cfg.depths[i]) for i in range(len(cfg.widths))
+        )
+        self.affines = nn.ModuleList(ModalityAffine(w) for w in cfg.widths)
+
+    def stage(self, s: int, x: torch.Tensor) -> torch.Tensor:
+        """Stage ``s`` on ``[B, M, C, H, W]`` -> ``[B, M, C', H', W']``."""
+        out = self.stages[s](x.flatten(0, 1))
+        return self.affines[s](out.unflatten(0, (x.shape[0], x.shape[1])))

@@ -17,7 +17,7 @@ from unimrseg_core.modalities import INPUT_NAMES, MODALITIES, MODALITY_CHANNELS,
 from unimrseg_core.model.adapter import ReverseAttentionAdapter
 from unimrseg_core.model.config import STRIDE, ModelConfig
 from unimrseg_core.model.decoder import Decoder
-from unimrseg_core.model.encoder import GroupedEncoder, ModalityEncoder
+from unimrseg_core.model.encoder import GroupedEncoder, ModalityEncoder, SharedEncoder
 from unimrseg_core.model.fusion import StageFusion, presence
 
 __all__ = ["CLASS_HEAD", "INPUT_NAMES", "OUTPUT_NAMES", "UniMRSegNet", "check_input_size"]
@@ -33,6 +33,8 @@ class UniMRSegNet(nn.Module):
         self.cfg = cfg or ModelConfig()
         if self.cfg.encoder == "grouped":
             self.encoder: nn.Module = GroupedEncoder(self.cfg)
+        elif self.cfg.encoder == "shared":
+            self.encoder = SharedEncoder(self.cfg)
         else:
             self.encoders = nn.ModuleDict(
                 {m: ModalityEncoder(MODALITY_CHANNELS[m], self.cfg) for m in MODALITIES}
@@ -43,7 +45,7 @@ class UniMRSegNet(nn.Module):
 
     def encoder_modules(self) -> list[nn.Module]:
         """Everything stage 3 freezes: the modalities' encoder branches and the fusion between them."""
-        return [self.encoder if self.cfg.encoder == "grouped" else self.encoders, self.fusions]
+        return [self.encoders if self.cfg.encoder == "separate" else self.encoder, self.fusions]
 
     def branch_tensors(self, modality: str) -> list[tuple[torch.Tensor, slice]]:
         """Every parameter and BatchNorm statistic of ``modality``'s encoder branch, as (tensor, the
@@ -53,6 +55,8 @@ class UniMRSegNet(nn.Module):
         if self.cfg.encoder == "separate":
             module = self.encoders[modality]
             return [(t, slice(None)) for t in (*module.parameters(), *module.buffers()) if t.ndim]
+        if self.cfg.encoder == "shared":  # the weights are every modality's; its own scale and shift
+            return [(t, slice(i, i + 1)) for t in self.encoder.affines.parameters()]
         tensors = (*self.encoder.parameters(), *self.encoder.buffers())
         return [(t, slice(i * (n := t.shape[0] // m), (i + 1) * n)) for t in tensors if t.ndim]
 
@@ -74,6 +78,11 @@ class UniMRSegNet(nn.Module):
             for s, fusion in enumerate(self.fusions):
                 feats, f = fusion(GroupedEncoder.split(self.encoder.stages[s](x)), present)
                 x = feats.flatten(1, 2)
+                fused.append(f)
+        elif self.cfg.encoder == "shared":
+            feats = GroupedEncoder.split(GroupedEncoder.stack_inputs([rgb, depth, thermal], mask))
+            for s, fusion in enumerate(self.fusions):
+                feats, f = fusion(self.encoder.stage(s, feats), present)
                 fused.append(f)
         else:
             branches = []

@@ -399,7 +399,7 @@ def test_torch_export(net: UniMRSegNet) -> None:
 # --------------------------------------------------------------------------- encoder layouts
 
 
-@pytest.mark.parametrize("encoder", ["grouped", "separate"])
+@pytest.mark.parametrize("encoder", ["grouped", "shared", "separate"])
 def test_branch_tensors_are_exactly_one_modalitys_branch(encoder: str) -> None:
     """Changing every tensor slice ``branch_tensors("depth")`` names changes nothing while depth is
     absent, and changes the result when it is present: the slices are depth's, and all of it."""
