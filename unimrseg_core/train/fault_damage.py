@@ -121,7 +121,7 @@ def _stale(
     return other
 
 
-Effect = Callable[[str, torch.Tensor, torch.Tensor, torch.Generator, torch.Tensor], torch.Tensor]
+Effect = Callable[[str, torch.Tensor, torch.Tensor, torch.Generator | None, torch.Tensor], torch.Tensor]
 EFFECTS: Final[dict[str, Effect]] = {
     "noise": _noise,
     "salt_pepper": _salt_pepper,
@@ -150,8 +150,11 @@ def fault_damage(inputs: Batch, prob: float, gen: torch.Generator) -> Batch:
     modality = torch.randint(len(MODALITIES), (b,), generator=gen)
     pick = torch.rand(b, generator=gen)
     strength = torch.rand(b, generator=gen)
-    device_gen = torch.Generator(device=device)
-    device_gen.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+    seed = int(torch.randint(2**62, (1,), generator=gen))
+    device_gen = None  # the meta device (shapes only, the device test) has no generator
+    if device.type != "meta":
+        device_gen = torch.Generator(device=device)
+        device_gen.manual_seed(seed)
     out = dict(inputs)
     for i, m in enumerate(MODALITIES):
         kinds = kinds_for(m)
