@@ -13,7 +13,7 @@ as one graph; without it, a CUDA backend runs eagerly (device stages, no graph).
 For each backend and network size (240x320, 480x640, 720x1280; the network is
 fully convolutional, so each size is an export/engine of the shipped weights at
 that size) and batch 1: warm-up, then timed runs until ``--seconds`` or
-``--max-runs``. Reported: p50/p95/p99 of the model alone (on-device tensors for
+``--max-runs``. Reported: the network's parameters, GMACs and (ONNX backends) graph nodes, p50/p95/p99 of the model alone (on-device tensors for
 GPU backends, no host copies) and of ``Segmenter.segment`` (camera images in
 sensor units at that size -> class ids and saliency: pre + model + post), fps
 from the Segmenter p50, the p50 of every modality combination (they must cost
@@ -166,7 +166,10 @@ def measure(
     segment = _percentiles(_timed(segment_once, *timing, sync))
     per_combo = _combinations_p50({c.name: combo_once(c) for c in COMBINATIONS}, timing, sync)
     p50s = list(per_combo.values())
+    cost = _cost(backend, size)
     return {
+        **cost,
+        "model_ms_per_gmac": round(model["p50_ms"] / cost["gmacs"], 2),
         "backend": variant,
         "cuda_graphs": bool(graphs),
         "stages": "device" if segmenter.device_stages(backend) is not None else "host",
@@ -181,6 +184,19 @@ def measure(
         "peak_cuda_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         "precision": _precision_run(backend, precision, cuda),
     }
+
+
+def _cost(backend: Any, size: tuple[int, int]) -> dict[str, Any]:
+    """The shipped network's parameters and GMACs at ``size`` (``model.cost``), and the ONNX graph's
+    node count where the backend runs one: the issue's "ms per GMAC" and "nodes" are read here."""
+    import onnx
+
+    from unimrseg_core.model.checkpoint import load_model
+    from unimrseg_core.model.cost import model_cost
+
+    cost = model_cost(load_model()[0], size)
+    path = getattr(backend, "onnx_path", None)
+    return {**cost, "onnx_nodes": len(onnx.load(str(path)).graph.node) if path else None}
 
 
 def _precision_run(backend: Any, asked: str, cuda: bool) -> str:

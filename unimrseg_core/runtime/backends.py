@@ -39,6 +39,7 @@ class OnnxRuntimeBackend:
         from unimrseg_core.runtime.contract import read_onnx
 
         data, self.metadata = read_onnx(onnx_path)  # the session runs the bytes that were validated
+        self.onnx_path = Path(onnx_path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         options.inter_op_num_threads = 1
