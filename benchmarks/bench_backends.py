@@ -13,7 +13,8 @@ as one graph; without it, a CUDA backend runs eagerly (device stages, no graph).
 For each backend and network size (240x320, 480x640, 720x1280; the network is
 fully convolutional, so each size is an export/engine of the shipped weights at
 that size) and batch 1: warm-up, then timed runs until ``--seconds`` or
-``--max-runs``. Reported: the network's parameters, GMACs and (ONNX backends) graph nodes, p50/p95/p99 of the model alone (on-device tensors for
+``--max-runs``. Reported: the network's parameters, GMACs and (ONNX backends)
+graph nodes, p50/p95/p99 of the model alone (on-device tensors for
 GPU backends, no host copies) and of ``Segmenter.segment`` (camera images in
 sensor units at that size -> class ids and saliency: pre + model + post), fps
 from the Segmenter p50, the p50 of every modality combination (they must cost
