@@ -24,6 +24,7 @@ class ModelConfig:
     widths: tuple[int, int, int, int] = (16, 32, 48, 64)  # per stage, identical for every modality
     depths: tuple[int, int, int, int] = (1, 1, 2, 2)  # residual blocks per stage
     attention_dim: int = 16  # query/key width of the cross-modal attention
+    attention_from_stage: int = 0  # earlier stages fuse by self-guided weighting only (no attention)
     decoder_width: int = 32
     num_classes: int = NUM_CLASSES
 
@@ -34,6 +35,7 @@ class ModelConfig:
             min(self.widths) < 1
             or min(self.depths) < 0
             or self.attention_dim < 1
+            or not 0 <= self.attention_from_stage < len(self.widths)
             or self.decoder_width < 1
             or self.num_classes < 1
         ):

@@ -95,15 +95,16 @@ class SelfGuidedWeighting(nn.Module):
 
 
 class StageFusion(nn.Module):
-    """Attention exchange between branches, then self-guided weighting into one map."""
+    """Attention exchange between branches (where ``attention``), then self-guided weighting into
+    one map. Without the exchange, absent branches are still zeroed for the next stage."""
 
-    def __init__(self, channels: int, dim: int) -> None:
+    def __init__(self, channels: int, dim: int, *, attention: bool = True) -> None:
         super().__init__()
-        self.attention = CrossModalAttention(channels, dim)
+        self.attention = CrossModalAttention(channels, dim) if attention else None
         self.weighting = SelfGuidedWeighting(channels)
 
     def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``feats`` ``[B, M, C, H, W]`` -> (the exchanged features, same shape; the fused map)."""
         mask = presence(mask)
-        feats = self.attention(feats, mask)
+        feats = self.attention(feats, mask) if self.attention is not None else feats * mask
         return feats, self.weighting(feats, mask)

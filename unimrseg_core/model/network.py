@@ -39,7 +39,10 @@ class UniMRSegNet(nn.Module):
             self.encoders = nn.ModuleDict(
                 {m: ModalityEncoder(MODALITY_CHANNELS[m], self.cfg) for m in MODALITIES}
             )
-        self.fusions = nn.ModuleList(StageFusion(w, self.cfg.attention_dim) for w in self.cfg.widths)
+        self.fusions = nn.ModuleList(
+            StageFusion(w, self.cfg.attention_dim, attention=s >= self.cfg.attention_from_stage)
+            for s, w in enumerate(self.cfg.widths)
+        )
         self.adapters = nn.ModuleList(ReverseAttentionAdapter(w) for w in self.cfg.widths)
         self.decoder = Decoder(self.cfg)
 

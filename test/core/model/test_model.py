@@ -45,11 +45,19 @@ def _randomize_batchnorm(net: nn.Module, seed: int = 0) -> None:
                 m.bias.copy_(torch.rand(n, generator=gen) * 0.4 - 0.2)
 
 
-@pytest.fixture(scope="module")
-def net() -> UniMRSegNet:
-    """The default-config network, randomly initialised, in eval mode."""
+LAYOUTS = {
+    "default": {},
+    "shared, attention from stage 1": {"encoder": "shared", "attention_from_stage": 1},
+    "separate": {"encoder": "separate"},
+}
+"""Every encoder layout, and a fusion without attention at the first stage: each must keep the contract."""
+
+
+@pytest.fixture(scope="module", params=list(LAYOUTS))
+def net(request: pytest.FixtureRequest) -> UniMRSegNet:
+    """A network of each layout, randomly initialised, in eval mode."""
     torch.manual_seed(0)
-    model = UniMRSegNet()
+    model = UniMRSegNet(ModelConfig.from_dict(LAYOUTS[request.param]))
     _randomize_batchnorm(model)
     return model.eval()
 
