@@ -33,22 +33,23 @@ from common import environment, write_result
 
 SIZE = (240, 320)
 CANDIDATES: dict[str, dict[str, Any]] = {
-    "separate, shipped sizes": {"encoder": "separate"},
-    "grouped, shipped sizes": {"encoder": "grouped"},
-    "shared, shipped sizes": {"encoder": "shared"},
-    "grouped 32-128": {"widths": [32, 64, 96, 128], "depths": [1, 2, 2, 2], "decoder_width": 48},
-    "shared 32-128": {
+    "separate 16-64": {"encoder": "separate"},
+    "grouped 16-64": {"encoder": "grouped"},
+    "shared 16-64": {"encoder": "shared"},
+    "shared 16-64, attn from 2": {"encoder": "shared", "attention_from_stage": 1},
+    "grouped 16-64, attn from 2": {"encoder": "grouped", "attention_from_stage": 1},
+    "shared 24-96, attn from 2": {
         "encoder": "shared",
+        "attention_from_stage": 1,
+        "widths": [24, 48, 72, 96],
+        "depths": [1, 2, 2, 2],
+    },
+    "shared 32-128, attn from 2": {
+        "encoder": "shared",
+        "attention_from_stage": 1,
         "widths": [32, 64, 96, 128],
         "depths": [1, 2, 2, 2],
         "decoder_width": 48,
-    },
-    "shared 48-192": {
-        "encoder": "shared",
-        "widths": [48, 96, 144, 192],
-        "depths": [1, 2, 3, 2],
-        "attention_dim": 32,
-        "decoder_width": 64,
     },
 }
 """Name -> ``ModelConfig`` fields (the rest default)."""
