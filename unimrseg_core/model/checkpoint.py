@@ -99,6 +99,12 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def model_config(meta: dict) -> ModelConfig:
+    """The architecture a checkpoint's metadata describes. One written before the grouped encoder
+    names no ``encoder``: it has one chain per modality (``separate``), not today's default."""
+    return ModelConfig.from_dict({"encoder": "separate", **meta["model"]})
+
+
 def load_model(path: str | Path = SHIPPED, *, device: str | torch.device = "cpu") -> tuple[UniMRSegNet, dict]:
     """Network in eval mode and its metadata; refuses altered files or a different class table."""
     import torch
@@ -113,7 +119,7 @@ def load_model(path: str | Path = SHIPPED, *, device: str | torch.device = "cpu"
     if differs:
         raise CheckpointError(f"{path}: its {differs} differ from this code's; retrain or use matching code")
     try:
-        cfg = ModelConfig.from_dict({"encoder": "separate", **meta["model"]})  # written before "encoder"
+        cfg = model_config(meta)
         if len(model_classes(meta)) != cfg.num_classes:
             raise ValueError(f"its classes name {len(model_classes(meta))} of {cfg.num_classes} outputs")
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -190,11 +190,11 @@ def _model_for(cfg: TrainConfig, *, explicit: bool) -> ModelConfig:
     then agree with it), with one output per class of the run's class table."""
     from unimrseg_core.data.readers import load_class_table
     from unimrseg_core.modalities import NUM_CLASSES
-    from unimrseg_core.model.checkpoint import read_metadata
+    from unimrseg_core.model.checkpoint import model_config, read_metadata
 
     model = cfg.model
     if cfg.init is not None:
-        ckpt = ModelConfig.from_dict(read_metadata(Path(cfg.init).expanduser())["model"])
+        ckpt = model_config(read_metadata(Path(cfg.init).expanduser()))
         if explicit and replace(model, num_classes=ckpt.num_classes) != ckpt:
             raise ValueError(
                 f"model differs from init {cfg.init}'s ({ckpt}); leave model out when fine-tuning"

@@ -19,7 +19,7 @@ import torch
 from unimrseg_core.cli import main as unimrseg_main
 from unimrseg_core.data.readers import DatasetError, load_class_table, load_classmap
 from unimrseg_core.modalities import CLASSES, IGNORE_INDEX, MODALITIES, class_table_json
-from unimrseg_core.model.checkpoint import SHIPPED, read_metadata
+from unimrseg_core.model.checkpoint import SHIPPED, load_model, read_metadata
 from unimrseg_core.train import losses, masking
 from unimrseg_core.train.config import DataConfig, from_dict
 from unimrseg_core.train.mixed import MixedPool, mixed_crops
@@ -311,6 +311,15 @@ def test_a_20_step_fine_tune_onto_five_classes_learns_and_exports(
     five = load_class_table(tmp_path / "five.yaml")
     assert meta["classes"] == class_table_json(five)
     assert meta["training"]["sources"] == {"mfnet0": ["rgb", "thermal"]}
+    # depth, which the data never has, keeps its branch exactly (weights and BatchNorm statistics)
+    tuned, shipped = load_model(final)[0], load_model(SHIPPED)[0]
+    assert tuned.cfg.encoder == "separate"  # the shipped checkpoint's layout, read from its JSON
+    for (a, part), (b, _) in zip(tuned.branch_tensors("depth"), shipped.branch_tensors("depth"), strict=True):
+        assert torch.equal(a[part], b[part])
+    assert not all(
+        torch.equal(a, b)
+        for (a, _), (b, _) in zip(tuned.branch_tensors("rgb"), shipped.branch_tensors("rgb"), strict=True)
+    )
 
     from unimrseg_core.runtime.backends import OnnxRuntimeBackend
     from unimrseg_core.runtime.export import export_onnx
