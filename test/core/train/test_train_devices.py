@@ -94,11 +94,14 @@ def _batch(device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def _step(method: str, phase: str, device: torch.device) -> Callable[[], torch.Tensor]:
+def _step(
+    method: str, phase: str, device: torch.device, encoder: str = "grouped"
+) -> Callable[[], torch.Tensor]:
     """One step of ``phase`` (the trainer's ``train_step``), model and batch made on ``device`` now."""
     cfg = _config(method)
     torch.manual_seed(0)
-    model = TrainNet(UniMRSegNet(ModelConfig.from_dict(TINY_MODEL))).to(device).train()
+    net = UniMRSegNet(ModelConfig.from_dict({**TINY_MODEL, "encoder": encoder, "attention_from_stage": 1}))
+    model = TrainNet(net).to(device).train()
     params = list(model.parameters())
     optimizer = torch.optim.AdamW(params, lr=1e-3)
     batch = _batch(device)
@@ -119,11 +122,12 @@ PHASES = [
 ]
 
 
+@pytest.mark.parametrize("encoder", ["grouped", "shared", "separate"])
 @pytest.mark.parametrize(("method", "phase"), PHASES)
-def test_a_training_step_keeps_every_op_on_the_batch_device(method: str, phase: str) -> None:
-    """Forward, losses, backward and the AdamW update of every stage and baseline, model and batch
-    on ``meta``: no op mixes devices, no image-sized tensor is made on the CPU."""
-    step = _step(method, phase, DEVICE)
+def test_a_training_step_keeps_every_op_on_the_batch_device(method: str, phase: str, encoder: str) -> None:
+    """Forward, losses, backward and the AdamW update of every stage and baseline, every encoder
+    layout, model and batch on ``meta``: no op mixes devices, no image-sized tensor is made on the CPU."""
+    step = _step(method, phase, DEVICE, encoder)
     checks = DeviceChecks(largest_cpu=H * W)
     with checks:
         loss = step()
