@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unimrseg_core.modalities import MODALITIES
+from unimrseg_core.modalities import MODALITIES, MODALITY_CHANNELS
 from unimrseg_core.model.config import ModelConfig
 from unimrseg_core.model.layers import ConvBNAct, SeparableBlock
 
@@ -51,6 +51,17 @@ class EncoderStage(nn.Module):
         return self.blocks(self.down(x))
 
 
+def _stacked_inputs(images: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    """``[B, M, 3, H, W]``: each modality's image brought to 3 channels (one-channel images
+    repeated), in MODALITIES order, an absent one (``mask [B, M]`` 0) replaced by zeros, whatever
+    it holds (NaN too)."""
+    x = torch.cat(
+        [i if i.shape[1] == STEM_CHANNELS else i.expand(-1, STEM_CHANNELS, -1, -1) for i in images], 1
+    )
+    present = mask.repeat_interleave(STEM_CHANNELS, 1)[:, :, None, None] > 0.5
+    return torch.where(present, x, torch.zeros_like(x)).unflatten(1, (len(MODALITIES), STEM_CHANNELS))
+
+
 class ModalityEncoder(nn.Module):
     """One modality's four stages at strides 2, 4, 8, 16."""
 
@@ -62,9 +73,38 @@ class ModalityEncoder(nn.Module):
         )
 
 
+# Every layout has the same three methods, so the network runs one loop for all of them:
+#   inputs(images, mask) -> the first stage's input (absent modalities zeroed)
+#   stage(s, x) -> stage s's features, [B, M, C, H, W]; its x is inputs' or the previous
+#                  stage's features after the fusion
+#   branch_tensors(i) -> (tensor, slice of its first dimension) of modality i's branch
+
+
+class SeparateEncoders(nn.ModuleDict):
+    """``encoder: separate``: one :class:`ModalityEncoder` per modality (state-dict names
+    ``encoders.<modality>.*``, as the checkpoints made before the other layouts)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__({m: ModalityEncoder(MODALITY_CHANNELS[m], cfg) for m in MODALITIES})
+
+    def inputs(self, images: list[torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
+        return [
+            torch.where(mask[:, i].reshape(-1, 1, 1, 1) > 0.5, x, torch.zeros_like(x))
+            for i, x in enumerate(images)
+        ]
+
+    def stage(self, s: int, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        branches = x if isinstance(x, list) else x.unbind(1)
+        return torch.stack([self[m].stages[s](b) for m, b in zip(MODALITIES, branches, strict=True)], 1)
+
+    def branch_tensors(self, i: int) -> list[tuple[torch.Tensor, slice]]:
+        module = self[MODALITIES[i]]
+        return [(t, slice(None)) for t in (*module.parameters(), *module.buffers()) if t.ndim]
+
+
 class GroupedEncoder(nn.Module):
-    """Every modality's four stages as one grouped network: ``[B, M*3, H, W]`` in, ``[B, M*w, ...]``
-    per stage out, modality-major channels (``stack_inputs``, ``split``)."""
+    """``encoder: grouped``: every modality's four stages as one grouped network on the modalities
+    stacked on channels (modality-major), so each layer is one operator for all of them."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -74,20 +114,17 @@ class GroupedEncoder(nn.Module):
             EncoderStage(chans[i], chans[i + 1], cfg.depths[i], groups=m) for i in range(len(cfg.widths))
         )
 
-    @staticmethod
-    def stack_inputs(images: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-        """``[B, M*3, H, W]``: each modality's image brought to 3 channels, in MODALITIES order, an
-        absent one (``mask [B, M]`` 0) replaced by zeros, whatever it holds (NaN too)."""
-        x = torch.cat(
-            [i if i.shape[1] == STEM_CHANNELS else i.expand(-1, STEM_CHANNELS, -1, -1) for i in images], 1
-        )
-        present = mask.repeat_interleave(STEM_CHANNELS, 1)[:, :, None, None] > 0.5
-        return torch.where(present, x, torch.zeros_like(x))
+    def inputs(self, images: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        return _stacked_inputs(images, mask)
 
-    @staticmethod
-    def split(x: torch.Tensor) -> torch.Tensor:
-        """``[B, M*C, H, W]`` -> ``[B, M, C, H, W]`` (no copy)."""
-        return x.unflatten(1, (len(MODALITIES), -1))
+    def stage(self, s: int, x: torch.Tensor) -> torch.Tensor:
+        return self.stages[s](x.flatten(1, 2)).unflatten(1, (len(MODALITIES), -1))
+
+    def branch_tensors(self, i: int) -> list[tuple[torch.Tensor, slice]]:
+        """The modality's block of every tensor's output channels (its layers are modality-major)."""
+        m = len(MODALITIES)
+        tensors = (*self.parameters(), *self.buffers())
+        return [(t, slice(i * (n := t.shape[0] // m), (i + 1) * n)) for t in tensors if t.ndim]
 
 
 class ModalityAffine(nn.Module):
@@ -104,8 +141,8 @@ class ModalityAffine(nn.Module):
 
 
 class SharedEncoder(nn.Module):
-    """Every modality through the same four stages, folded into the batch: ``[B*M, 3, H, W]`` in,
-    ``[B, M, w, ...]`` per stage out (:meth:`stage`); inputs as :meth:`GroupedEncoder.stack_inputs`."""
+    """``encoder: shared``: every modality through the same four stages, folded into the batch,
+    then its own :class:`ModalityAffine` per stage."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -115,7 +152,21 @@ class SharedEncoder(nn.Module):
         )
         self.affines = nn.ModuleList(ModalityAffine(w) for w in cfg.widths)
 
+    def inputs(self, images: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        return _stacked_inputs(images, mask)
+
     def stage(self, s: int, x: torch.Tensor) -> torch.Tensor:
-        """Stage ``s`` on ``[B, M, C, H, W]`` -> ``[B, M, C', H', W']``."""
         out = self.stages[s](x.flatten(0, 1))
         return self.affines[s](out.unflatten(0, (x.shape[0], x.shape[1])))
+
+    def branch_tensors(self, i: int) -> list[tuple[torch.Tensor, slice]]:
+        """The weights are every modality's: its own are its scale and shift."""
+        return [(t, slice(i, i + 1)) for t in self.affines.parameters()]
+
+
+ENCODER_LAYOUTS: dict[str, type[nn.Module]] = {
+    "grouped": GroupedEncoder,
+    "shared": SharedEncoder,
+    "separate": SeparateEncoders,
+}
+"""``ModelConfig.encoder`` -> its class (every one built from the config alone)."""

@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unimrseg_core.modalities import INPUT_NAMES, MODALITIES, MODALITY_CHANNELS, OUTPUT_NAMES
+from unimrseg_core.modalities import INPUT_NAMES, MODALITIES, OUTPUT_NAMES
 from unimrseg_core.model.adapter import ReverseAttentionAdapter
 from unimrseg_core.model.config import STRIDE, ModelConfig
 from unimrseg_core.model.decoder import Decoder
-from unimrseg_core.model.encoder import GroupedEncoder, ModalityEncoder, SharedEncoder
+from unimrseg_core.model.encoder import ENCODER_LAYOUTS
 from unimrseg_core.model.fusion import StageFusion, presence
 
 __all__ = ["CLASS_HEAD", "INPUT_NAMES", "OUTPUT_NAMES", "UniMRSegNet", "check_input_size"]
@@ -31,14 +31,11 @@ class UniMRSegNet(nn.Module):
     def __init__(self, cfg: ModelConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or ModelConfig()
-        if self.cfg.encoder == "grouped":
-            self.encoder: nn.Module = GroupedEncoder(self.cfg)
-        elif self.cfg.encoder == "shared":
-            self.encoder = SharedEncoder(self.cfg)
+        encoder = ENCODER_LAYOUTS[self.cfg.encoder](self.cfg)
+        if self.cfg.encoder == "separate":
+            self.encoders = encoder  # the state-dict names of the checkpoints made before the others
         else:
-            self.encoders = nn.ModuleDict(
-                {m: ModalityEncoder(MODALITY_CHANNELS[m], self.cfg) for m in MODALITIES}
-            )
+            self.encoder = encoder
         self.fusions = nn.ModuleList(
             StageFusion(w, self.cfg.attention_dim, attention=s >= self.cfg.attention_from_stage)
             for s, w in enumerate(self.cfg.widths)
@@ -46,22 +43,19 @@ class UniMRSegNet(nn.Module):
         self.adapters = nn.ModuleList(ReverseAttentionAdapter(w) for w in self.cfg.widths)
         self.decoder = Decoder(self.cfg)
 
+    @property
+    def equal_encoder(self) -> nn.Module:
+        """The encoder, whatever its layout (``model/encoder.py``)."""
+        return self.encoders if self.cfg.encoder == "separate" else self.encoder
+
     def encoder_modules(self) -> list[nn.Module]:
         """Everything stage 3 freezes: the modalities' encoder branches and the fusion between them."""
-        return [self.encoders if self.cfg.encoder == "separate" else self.encoder, self.fusions]
+        return [self.equal_encoder, self.fusions]
 
     def branch_tensors(self, modality: str) -> list[tuple[torch.Tensor, slice]]:
         """Every parameter and BatchNorm statistic of ``modality``'s encoder branch, as (tensor, the
-        slice of its first dimension that is the branch's): whole tensors of a separate encoder,
-        the modality's block of output channels of a grouped one (its layers are modality-major)."""
-        i, m = MODALITIES.index(modality), len(MODALITIES)
-        if self.cfg.encoder == "separate":
-            module = self.encoders[modality]
-            return [(t, slice(None)) for t in (*module.parameters(), *module.buffers()) if t.ndim]
-        if self.cfg.encoder == "shared":  # the weights are every modality's; its own scale and shift
-            return [(t, slice(i, i + 1)) for t in self.encoder.affines.parameters()]
-        tensors = (*self.encoder.parameters(), *self.encoder.buffers())
-        return [(t, slice(i * (n := t.shape[0] // m), (i + 1) * n)) for t in tensors if t.ndim]
+        slice of its first dimension that is the branch's)."""
+        return self.equal_encoder.branch_tensors(MODALITIES.index(modality))  # type: ignore[operator]
 
     def run(
         self,
@@ -75,27 +69,12 @@ class UniMRSegNet(nn.Module):
         ``adapted`` (after it), head logits, and ``recon`` when asked."""
         mask = modality_mask.to(rgb.dtype)
         present = presence(mask)
+        encoder = self.equal_encoder
+        x = encoder.inputs([rgb, depth, thermal], mask)  # type: ignore[operator]
         fused: list[torch.Tensor] = []
-        if self.cfg.encoder == "grouped":
-            x = GroupedEncoder.stack_inputs([rgb, depth, thermal], mask)
-            for s, fusion in enumerate(self.fusions):
-                feats, f = fusion(GroupedEncoder.split(self.encoder.stages[s](x)), present)
-                x = feats.flatten(1, 2)
-                fused.append(f)
-        elif self.cfg.encoder == "shared":
-            feats = GroupedEncoder.split(GroupedEncoder.stack_inputs([rgb, depth, thermal], mask))
-            for s, fusion in enumerate(self.fusions):
-                feats, f = fusion(self.encoder.stage(s, feats), present)
-                fused.append(f)
-        else:
-            branches = []
-            for i, x in enumerate((rgb, depth, thermal)):
-                branches.append(torch.where(mask[:, i].reshape(-1, 1, 1, 1) > 0.5, x, torch.zeros_like(x)))
-            for s, fusion in enumerate(self.fusions):
-                stage = [self.encoders[m].stages[s](b) for m, b in zip(MODALITIES, branches, strict=True)]
-                feats, f = fusion(torch.stack(stage, 1), present)
-                branches = list(feats.unbind(1))
-                fused.append(f)
+        for s, fusion in enumerate(self.fusions):
+            x, f = fusion(encoder.stage(s, x), present)  # type: ignore[operator]
+            fused.append(f)
         adapted = [adapter(f) for adapter, f in zip(self.adapters, fused, strict=True)]
         out: dict[str, torch.Tensor | list[torch.Tensor]] = dict(self.decoder(adapted, with_recon))
         out["fused"], out["adapted"] = fused, adapted
