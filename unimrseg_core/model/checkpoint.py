@@ -99,10 +99,14 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+BEFORE_OPTIONS: Final = {"encoder": "separate", "attention_from_stage": 0}
+"""What a checkpoint written before an architecture option existed has: one chain per modality,
+attention at every stage (today's defaults may differ)."""
+
+
 def model_config(meta: dict) -> ModelConfig:
-    """The architecture a checkpoint's metadata describes. One written before the grouped encoder
-    names no ``encoder``: it has one chain per modality (``separate``), not today's default."""
-    return ModelConfig.from_dict({"encoder": "separate", **meta["model"]})
+    """The architecture a checkpoint's metadata describes (:data:`BEFORE_OPTIONS` where it is silent)."""
+    return ModelConfig.from_dict({**BEFORE_OPTIONS, **meta["model"]})
 
 
 def load_model(path: str | Path = SHIPPED, *, device: str | torch.device = "cpu") -> tuple[UniMRSegNet, dict]:
