@@ -57,9 +57,8 @@ def _stacked_inputs(images: list[torch.Tensor], mask: torch.Tensor) -> torch.Ten
     it holds (NaN too)."""
     x = torch.cat(
         [i if i.shape[1] == STEM_CHANNELS else i.expand(-1, STEM_CHANNELS, -1, -1) for i in images], 1
-    )
-    present = mask.repeat_interleave(STEM_CHANNELS, 1)[:, :, None, None] > 0.5
-    return torch.where(present, x, torch.zeros_like(x)).unflatten(1, (len(MODALITIES), STEM_CHANNELS))
+    ).unflatten(1, (len(MODALITIES), STEM_CHANNELS))
+    return torch.where(mask[:, :, None, None, None] > 0.5, x, 0.0)  # a scalar: no zeros tensor
 
 
 class ModalityEncoder(nn.Module):
@@ -89,7 +88,7 @@ class SeparateEncoders(nn.ModuleDict):
 
     def inputs(self, images: list[torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
         return [
-            torch.where(mask[:, i].reshape(-1, 1, 1, 1) > 0.5, x, torch.zeros_like(x))
+            torch.where(mask[:, i].reshape(-1, 1, 1, 1) > 0.5, x, 0.0)
             for i, x in enumerate(images)
         ]
 
