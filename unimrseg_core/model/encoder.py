@@ -87,10 +87,7 @@ class SeparateEncoders(nn.ModuleDict):
         super().__init__({m: ModalityEncoder(MODALITY_CHANNELS[m], cfg) for m in MODALITIES})
 
     def inputs(self, images: list[torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
-        return [
-            torch.where(mask[:, i].reshape(-1, 1, 1, 1) > 0.5, x, 0.0)
-            for i, x in enumerate(images)
-        ]
+        return [torch.where(mask[:, i].reshape(-1, 1, 1, 1) > 0.5, x, 0.0) for i, x in enumerate(images)]
 
     def stage(self, s: int, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         branches = x if isinstance(x, list) else x.unbind(1)
