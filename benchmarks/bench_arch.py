@@ -33,9 +33,9 @@ from common import environment, write_result
 
 SIZE = (240, 320)
 CANDIDATES: dict[str, dict[str, Any]] = {
-    "separate 16-64": {"encoder": "separate"},
-    "grouped 16-64": {"encoder": "grouped"},
-    "shared 16-64": {"encoder": "shared"},
+    "separate 16-64": {"encoder": "separate", "attention_from_stage": 0},
+    "grouped 16-64": {"encoder": "grouped", "attention_from_stage": 0},
+    "shared 16-64": {"encoder": "shared", "attention_from_stage": 0},
     "shared 16-64, attn from 2": {"encoder": "shared", "attention_from_stage": 1},
     "grouped 16-64, attn from 2": {"encoder": "grouped", "attention_from_stage": 1},
     "shared 24-96, attn from 2": {
