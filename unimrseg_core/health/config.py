@@ -128,31 +128,31 @@ class HealthConfig:
     min_noise_ratio: float = 1.5
     """Noise is flagged only when also this many times the baseline's (a naturally noisy
     sensor's own fluctuation can exceed the absolute limits below)."""
-    max_noise_level: float = 36.0
+    max_noise_level: float = 72.0
     """rgb noise (uint8 levels) above the baseline's, added in quadrature: DEGRADED above it."""
-    severe_noise_level: float = 36.0
+    severe_noise_level: float = 72.0
     """rgb noise from which the grade is severe rather than mild (= max: never mild)."""
-    max_noise_m: float = 1.1
+    max_noise_m: float = 5.0
     """depth noise above the baseline's (metres)."""
-    severe_noise_m: float = 1.1
-    max_noise_k: float = 0.85
+    severe_noise_m: float = 5.0
+    max_noise_k: float = 1.1
     """thermal noise above the baseline's (kelvin)."""
-    severe_noise_k: float = 0.85
+    severe_noise_k: float = 1.1
     max_depth_loss_fraction: float = 0.3
     """depth holes: DEGRADED when more than this fraction of the baseline's valid pixels is lost."""
     severe_depth_loss_fraction: float = 0.7
     max_rgb_saturated_rise: float = 1.0
     """rgb: saturated fraction above the baseline's (1: never; ``saturated_fraction`` still holds)."""
-    max_depth_saturated_rise: float = 0.02
+    max_depth_saturated_rise: float = 0.085
     """depth: fraction of the valid pixels pinned at 20 m (clipped) above the baseline's."""
-    max_thermal_saturated_rise: float = 0.075
+    max_thermal_saturated_rise: float = 0.375
     """thermal: fraction of the pixels pinned at 340 K (clipped) above the baseline's."""
-    min_rgb_contrast_ratio: float = 0.35
+    min_rgb_contrast_ratio: float = 0.21
     """rgb washout: the 5-95 % spread below this fraction of the baseline's (a change of
     scene, day to fog, reaches 0.45)."""
     min_depth_contrast_ratio: float = 0.12
     """depth washout (a change of scene, day to fog with holes, reaches 0.2)."""
-    min_thermal_contrast_ratio: float = 0.35
+    min_thermal_contrast_ratio: float = 0.17
     """thermal washout; a change of scene (day to a thermal crossover reaches 0.18) is not
     one: the contrast baseline is learned again (``thermal_scene_correlation``)."""
     depth_scene_change_fraction: float = 0.3

@@ -117,11 +117,12 @@ def test_a_cut_between_any_two_conditions_is_a_new_scene_not_a_fault(streams):
 @pytest.mark.parametrize(
     ("modality", "kind", "params"),
     [
-        ("rgb", "noise", {"sigma": 0.1}),
-        ("depth", "noise", {"sigma": 0.05}),
-        ("thermal", "noise", {"sigma": 0.005}),
+        ("rgb", "noise", {"sigma": 0.2}),
+        ("depth", "noise", {"sigma": 0.2}),
+        ("thermal", "noise", {"sigma": 0.01}),
         ("rgb", "saturate", {"fraction": 0.75}),
-        ("thermal", "saturate", {"fraction": 0.05}),
+        ("depth", "saturate", {"fraction": 0.02}),
+        ("thermal", "saturate", {"fraction": 0.25}),
         ("depth", "depth_holes", {"fraction": 0.2}),
     ],
     ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}={x}" for k, x in v.items()),
@@ -142,11 +143,10 @@ def test_faults_that_cost_less_than_ten_percent_are_not_flagged(streams, modalit
 @pytest.mark.parametrize(
     ("modality", "kind", "params", "reason"),
     [
-        ("rgb", "noise", {"sigma": 0.3}, "noise "),
-        ("depth", "noise", {"sigma": 0.07}, "noise "),
-        ("thermal", "noise", {"sigma": 0.01}, "noise "),
-        ("depth", "saturate", {"fraction": 0.05}, "saturated: "),
-        ("thermal", "saturate", {"fraction": 0.25}, "saturated: "),
+        ("rgb", "noise", {"sigma": 0.5}, "noise "),
+        ("thermal", "noise", {"sigma": 0.02}, "noise "),
+        ("depth", "saturate", {"fraction": 0.1}, "saturated: "),
+        ("thermal", "saturate", {"fraction": 0.5}, "saturated: "),
         ("depth", "depth_holes", {"fraction": 0.4}, "holes: "),
         ("depth", "depth_holes", {"fraction": 0.6}, "holes: "),
     ],
@@ -172,20 +172,22 @@ def washout(contrast: float) -> Callable[[np.ndarray, int], np.ndarray]:
 
 
 def test_a_thermal_washout_that_costs_is_flagged_and_a_cheap_one_is_not(streams):
-    """0.25 costs 19 % mIoU, 0.5 costs 6.6 % (benchmarks/health_faults.py). The natural crossover
-    of the same strength is a new scene, not a fault (the cut test above)."""
+    """To the shipped model 0.1 costs 15 % mIoU, 0.25 costs 9.7 % (benchmarks/health_faults.py). The
+    natural crossover of the same strength is a new scene, not a fault (the cut test above)."""
     for name, stream in streams.items():
-        healths = faulted(stream, "thermal", washout(0.25))
+        healths = faulted(stream, "thermal", washout(0.1))
         assert {h.state for h in healths} == {DEGRADED}, (name, [h.reasons for h in healths])
-        assert all(h.reasons[0].startswith("washout: contrast 0.2") for h in healths), healths[0].reasons
-        assert {h.state for h in faulted(stream, "thermal", washout(0.5))} == {OK}, name
+        # a field this flat can also pass for a closed shutter: DEGRADED either way
+        first = {h.reasons[0].split(":")[0] for h in healths}
+        assert first <= {"washout", "blackout"}, first
+        assert {h.state for h in faulted(stream, "thermal", washout(0.25))} == {OK}, name
 
 
 def test_noise_reason_says_how_much_above_the_baseline(streams):
     healths = faulted(streams["fog"], "thermal", fault("thermal", "noise", sigma=0.03))
     (reason,) = healths[0].reasons
     measured, times, baseline = re.fullmatch(
-        r"noise (\S+) K, (\S+)x baseline (\S+) K \(\+\S+ > \+0.85 K\)", reason
+        r"noise (\S+) K, (\S+)x baseline (\S+) K \(\+\S+ > \+1.1 K\)", reason
     ).groups()
     assert float(measured) == pytest.approx(3.0, rel=0.05)  # 3 K of noise: sigma 0.03 of the 100 K span
     assert float(baseline) == pytest.approx(0.06, rel=0.2)  # the camera's own noise (NETD 50 mK)
