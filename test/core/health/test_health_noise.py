@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+from soak import soak_cycle
+
 from unimrseg_core.data.conditions import LIGHTING
 from unimrseg_core.data.sample import Sample
 from unimrseg_core.data.sequence import SequenceGenerator
 from unimrseg_core.data.splits import TEST_SEED
-from unimrseg_core.faults import Fault, FaultSchedule
+from unimrseg_core.faults import CONTENT_KINDS, Fault, FaultSchedule
 from unimrseg_core.health import (
     Grade,
     HealthConfig,
@@ -169,6 +173,18 @@ def washout(contrast: float) -> Callable[[np.ndarray, int], np.ndarray]:
         return (mean + (image - mean) * contrast).astype(image.dtype)
 
     return damage
+
+
+def test_every_content_fault_of_the_soak_cycle_is_degraded_at_once(streams):
+    """The soak (``benchmarks/soak.py``) demands that each of its faults is detected; its strengths
+    must be ones the thresholds flag, which a change of threshold can silently break."""
+    cycle = soak_cycle(RATE_HZ)
+    content = [f for f in cycle if f.kind in CONTENT_KINDS]
+    assert {f.modality for f in content if f.kind == "noise"} == set(MODALITIES)
+    for f in content:
+        for name, stream in streams.items():
+            healths = faulted(stream, f.modality, fault(f.modality, f.kind, **f.params))
+            assert healths[0].state is DEGRADED, (f.modality, f.kind, f.params, name, healths[0].reasons)
 
 
 def test_a_thermal_washout_that_costs_is_flagged_and_a_cheap_one_is_not(streams):
