@@ -44,14 +44,25 @@ def _log(t_s: float, text: str) -> tuple[int, str]:
     return T0 + round(t_s * NS), text
 
 
-def _run(node_log: list[tuple[int, str]], hog_s: list[tuple[float, float]]) -> RunData:
+def _ticks(pause_s: tuple[float, float] | None = None) -> list[int]:
+    """A 30 Hz camera's stamps for 40 s, half a period off the schedule's whole seconds (as the soak's
+    cycle is); none in ``pause_s`` (the machine paused)."""
+    stamps = [(k + 0.5) / RATE_HZ for k in range(round(40 * RATE_HZ))]
+    return [T0 + round(t * NS) for t in stamps if pause_s is None or not pause_s[0] <= t < pause_s[1]]
+
+
+def _run(
+    node_log: list[tuple[int, str]],
+    hog_s: list[tuple[float, float]],
+    pause_s: tuple[float, float] | None = None,
+) -> RunData:
     schedule = FaultSchedule(
         [Fault("rgb", "blackout", 10.0, 11.5, {}), Fault("depth", "drop", 20.0, 21.5, {})], seed=0
     )
     return RunData(
         t0_ns=T0,
         schedule=schedule,
-        ticks=[],
+        camera_ticks={m: _ticks(pause_s) for m in ("rgb", "depth", "thermal")},
         masks=[],
         shed={},
         inference={},
@@ -82,9 +93,9 @@ def test_false_transitions_and_detection_delays() -> None:
     period = 1.0 / RATE_HZ
     data = _run(
         [
-            _log(10.0 + 0.5 * period, "rgb: OK -> DEGRADED (blackout: mean 0.0 levels < 8.0)"),
+            _log(10.0 + 0.8 * period, "rgb: OK -> DEGRADED (blackout: mean 0.0 levels < 8.0)"),
             _log(11.6, "rgb: DEGRADED -> OK (recovered: 2 good frames)"),
-            # depth drop: LOST 2.8 periods after the start, OK 3 periods after the end
+            # depth drop: LOST 2.3 periods after its first withheld frame, OK 3 periods after the end
             _log(20.0 + 2.8 * period, "depth: OK -> LOST (silent for 0.090 s)"),
             _log(21.5 + 3 * period, "depth: LOST -> OK (recovered: 2 good frames)"),
             # thermal leaves OK during the rgb fault (another modality's window): false, hog on
@@ -118,12 +129,27 @@ def test_false_transitions_and_detection_delays() -> None:
 
     detection = analysis.detections()
     kinds = detection["per_kind"]
-    assert kinds["blackout"]["worst_periods"] == pytest.approx(0.5, abs=0.01)
-    assert kinds["drop"]["worst_periods"] == pytest.approx(2.8, abs=0.01)
+    assert kinds["blackout"]["worst_periods"] == pytest.approx(0.3, abs=0.01)  # from the first frame
+    assert kinds["drop"]["worst_periods"] == pytest.approx(2.3, abs=0.01)
     assert kinds["drop"]["worst_ok_again_periods_after_end"] == pytest.approx(3.0, abs=0.01)
-    assert kinds["blackout"]["worst_periods_hog_on"] == pytest.approx(0.5, abs=0.01)
-    assert kinds["drop"]["worst_periods_hog_off"] == pytest.approx(2.8, abs=0.01)
+    assert kinds["blackout"]["worst_periods_hog_on"] == pytest.approx(0.3, abs=0.01)
+    assert kinds["drop"]["worst_periods_hog_off"] == pytest.approx(2.3, abs=0.01)
     assert all(k["met"] for k in kinds.values())
+    assert detection["not_exercised"] == []
+
+
+def test_a_window_the_machine_paused_through_is_not_exercised_and_a_late_first_frame_moves_the_reference():
+    """A machine-wide pause: the cameras publish nothing from 9.9 s to 20.2 s. The blackout had no
+    frame to damage (not exercised, not undetected); the drop's first withheld frame is the first
+    one after the pause, and its delay counts from there."""
+    period = 1.0 / RATE_HZ
+    data = _run([_log(20.2 + 2.3 * period, "depth: OK -> LOST (silent for 0.090 s)")], [], (9.9, 20.2))
+    detection = Analysis(data, seconds=40.0, rate_hz=RATE_HZ).detections()
+    assert [w["fault"] for w in detection["not_exercised"]] == ["rgb blackout 10-11.5 s"]
+    assert "blackout" not in detection["per_kind"]
+    (drop,) = detection["windows"]
+    assert drop["delay_periods"] == pytest.approx(2.3 - 0.5, abs=0.02)  # first tick: 20.2 + half a period
+    assert detection["per_kind"]["drop"]["met"]
 
 
 def test_a_fault_the_node_never_reported_is_undetected() -> None:
@@ -134,5 +160,5 @@ def test_a_fault_the_node_never_reported_is_undetected() -> None:
         1,
         False,
     )
-    assert kinds["drop"]["worst_periods"] == pytest.approx(5.0, abs=0.01)
-    assert not kinds["drop"]["met"]  # detected, but later than 3 periods
+    assert kinds["drop"]["worst_periods"] == pytest.approx(4.5, abs=0.01)
+    assert not kinds["drop"]["met"]  # detected, but later than 2.5 periods after its first frame
