@@ -34,8 +34,13 @@ def _bytes_under(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
+def pool_config(scenes: int, workers: int, cache_dir: Path) -> DataConfig:
+    """The trainer's data config (every other field its default) for a pool of ``scenes``."""
+    return dataclasses.replace(DataConfig(), scenes=scenes, workers=workers, cache_dir=str(cache_dir))
+
+
 def run(scenes: int, workers: int, cache_dir: Path) -> dict[str, object]:
-    cfg = dataclasses.replace(DataConfig(), scenes=scenes, workers=workers, cache_dir=str(cache_dir))
+    cfg = pool_config(scenes, workers, cache_dir)
     load_before = os.getloadavg()
     start = time.perf_counter()
     root = ensure_pool(cfg, progress=False)

@@ -591,7 +591,10 @@ class RunData:
             t0_ns=raw["t0_ns"],
             schedule=FaultSchedule.from_yaml(raw["schedule"], str(path)),
             camera_ticks=raw.get("camera_ticks")  # older runs: rgb's in the JSON, the others' in the logs
-            or {**{m: _read_ticks(path.parent / f"sim_{m}.jsonl") for m in MODALITIES}, "rgb": raw["ticks"]},
+            or {
+                m: raw["ticks"] if m == "rgb" else _read_ticks(path.parent / f"sim_{m}.jsonl")
+                for m in MODALITIES
+            },
             masks=[Output(s, r) for s, r in raw["masks"]],
             shed=dict(map(tuple, raw["shed"])),
             inference=dict(map(tuple, raw["inference"])),
